@@ -1,0 +1,261 @@
+package githubtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/patbot/patbot/github"
+)
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, o *org) {
+	q := r.URL.Query()
+	owners, tokenIDs := q["owner[]"], q["token_id[]"]
+	if len(owners) > 10 || len(tokenIDs) > 50 {
+		writeValidationError(w, "owner", "too many filter values")
+		return
+	}
+	s.mu.Lock()
+	var items []any
+	for _, pr := range o.requests {
+		if matches(owners, pr.Owner.Login) && matches(tokenIDs, strconv.FormatInt(pr.TokenID, 10)) {
+			items = append(items, s.wireRequest(o, pr))
+		}
+	}
+	s.mu.Unlock()
+	s.paginate(w, r, o, "personal-access-token-requests", items)
+}
+
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, o *org) {
+	owners := r.URL.Query()["owner[]"]
+	if len(owners) > 10 {
+		writeValidationError(w, "owner", "too many filter values")
+		return
+	}
+	s.mu.Lock()
+	var items []any
+	for _, g := range o.grants {
+		if matches(owners, g.Owner.Login) {
+			items = append(items, s.wireGrant(o, g))
+		}
+	}
+	s.mu.Unlock()
+	s.paginate(w, r, o, "personal-access-tokens", items)
+}
+
+func matches(filter []string, v string) bool {
+	return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
+}
+
+// paginate serves one page of items with GitHub's Link header, whose URLs
+// name the org by ID as GitHub's do.
+func (s *Server) paginate(w http.ResponseWriter, r *http.Request, o *org, resource string, items []any) {
+	q := r.URL.Query()
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	if per <= 0 {
+		per = 30
+	}
+	per = min(per, 100)
+	page, _ := strconv.Atoi(q.Get("page"))
+	page = max(page, 1)
+	last := max((len(items)+per-1)/per, 1)
+	from := min((page-1)*per, len(items))
+	to := min(from+per, len(items))
+
+	link := func(p int, rel string) string {
+		q.Set("page", strconv.Itoa(p))
+		return fmt.Sprintf(`<%s%s/organizations/%d/%s?%s>; rel="%s"`, s.srv.URL, Prefix, o.id, resource, q.Encode(), rel)
+	}
+	var links []string
+	if page > 1 {
+		links = append(links, link(page-1, "prev"), link(1, "first"))
+	}
+	if page < last {
+		links = append(links, link(page+1, "next"), link(last, "last"))
+	}
+	if len(links) > 0 {
+		w.Header().Set("Link", strings.Join(links, ", "))
+	}
+	writeJSON(w, http.StatusOK, append([]any{}, items[from:to]...))
+}
+
+func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, o *org) {
+	var body struct {
+		Action string  `json:"action"`
+		Reason *string `json:"reason"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if body.Action != github.ActionApprove && body.Action != github.ActionDeny {
+		writeValidationError(w, "action", "action must be approve or deny")
+		return
+	}
+	reason := ""
+	if body.Reason != nil {
+		reason = *body.Reason
+	}
+	if utf8.RuneCountInString(reason) > github.MaxReasonLength {
+		writeValidationError(w, "reason", "reason is too long (maximum is 1024 characters)")
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(o.requests, func(pr github.PendingRequest) bool { return pr.ID == id })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	pr := o.requests[i]
+	o.requests = slices.Delete(o.requests, i, i+1)
+	o.reviews[id] = Decision{Action: body.Action, Reason: reason}
+	if body.Action == github.ActionApprove {
+		s.nextID++
+		o.grants = append(o.grants, github.Grant{
+			ID: s.nextID, Owner: pr.Owner, RepositorySelection: pr.RepositorySelection,
+			Permissions: pr.Permissions, AccessGrantedAt: time.Now().UTC().Truncate(time.Second),
+			TokenID: pr.TokenID, TokenName: pr.TokenName, TokenExpired: pr.TokenExpired,
+			TokenExpiresAt: pr.TokenExpiresAt, TokenLastUsedAt: pr.TokenLastUsedAt,
+		})
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, o *org) {
+	var body struct {
+		Action string `json:"action"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if body.Action != "revoke" {
+		writeValidationError(w, "action", "action must be revoke")
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(o.grants, func(g github.Grant) bool { return g.ID == id })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	o.grants = slices.Delete(o.grants, i, i+1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getMembership(w http.ResponseWriter, r *http.Request, o *org) {
+	login := r.PathValue("user")
+	s.mu.Lock()
+	m, ok := o.members[strings.ToLower(login)]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	orgURL := fmt.Sprintf("%sorgs/%s", s.URL, o.login)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"url":              fmt.Sprintf("%s/memberships/%s", orgURL, login),
+		"state":            m.State,
+		"role":             m.Role,
+		"organization_url": orgURL,
+		"organization":     map[string]any{"login": o.login, "id": o.id, "url": orgURL},
+		"user":             s.wireUser(github.User{Login: login, ID: 1}),
+	})
+}
+
+func (s *Server) getTeamMembership(w http.ResponseWriter, r *http.Request, o *org) {
+	login, slug := r.PathValue("user"), r.PathValue("team")
+	s.mu.Lock()
+	team, teamOK := o.teams[slug]
+	m, ok := team[strings.ToLower(login)]
+	s.mu.Unlock()
+	if !teamOK || !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"url":   fmt.Sprintf("%sorgs/%s/teams/%s/memberships/%s", s.URL, o.login, slug, login),
+		"role":  m.Role,
+		"state": m.State,
+	})
+}
+
+// wireUser renders GitHub's simple-user with all its required fields.
+func (s *Server) wireUser(u github.User) map[string]any {
+	api := strings.TrimSuffix(s.URL, "/") + "/users/" + url.PathEscape(u.Login)
+	html := u.HTMLURL
+	if html == "" {
+		html = "https://github.com/" + u.Login
+	}
+	typ := u.Type
+	if typ == "" {
+		typ = "User"
+	}
+	return map[string]any{
+		"login": u.Login, "id": u.ID, "node_id": "U_" + strconv.FormatInt(u.ID, 10),
+		"avatar_url": "https://avatars.githubusercontent.com/u/" + strconv.FormatInt(u.ID, 10), "gravatar_id": "",
+		"url": api, "html_url": html,
+		"followers_url": api + "/followers", "following_url": api + "/following{/other_user}",
+		"gists_url": api + "/gists{/gist_id}", "starred_url": api + "/starred{/owner}{/repo}",
+		"subscriptions_url": api + "/subscriptions", "organizations_url": api + "/orgs",
+		"repos_url": api + "/repos", "events_url": api + "/events{/privacy}",
+		"received_events_url": api + "/received_events", "type": typ, "site_admin": false,
+	}
+}
+
+// wireRequest renders organization-programmatic-access-grant-request.
+func (s *Server) wireRequest(o *org, pr github.PendingRequest) map[string]any {
+	var reason any
+	if pr.Reason != "" {
+		reason = pr.Reason
+	}
+	return map[string]any{
+		"id": pr.ID, "reason": reason, "owner": s.wireUser(pr.Owner),
+		"repository_selection": pr.RepositorySelection,
+		"repositories_url":     fmt.Sprintf("%sorganizations/%d/personal-access-token-requests/%d/repositories", s.URL, o.id, pr.ID),
+		"permissions":          wirePermissions(pr.Permissions),
+		"created_at":           pr.CreatedAt.Format(time.RFC3339),
+		"token_id":             pr.TokenID, "token_name": pr.TokenName, "token_expired": pr.TokenExpired,
+		"token_expires_at": wireTime(pr.TokenExpiresAt), "token_last_used_at": wireTime(pr.TokenLastUsedAt),
+	}
+}
+
+// wireGrant renders organization-programmatic-access-grant.
+func (s *Server) wireGrant(o *org, g github.Grant) map[string]any {
+	return map[string]any{
+		"id": g.ID, "owner": s.wireUser(g.Owner),
+		"repository_selection": g.RepositorySelection,
+		"repositories_url":     fmt.Sprintf("%sorganizations/%d/personal-access-tokens/%d/repositories", s.URL, o.id, g.ID),
+		"permissions":          wirePermissions(g.Permissions),
+		"access_granted_at":    g.AccessGrantedAt.Format(time.RFC3339),
+		"token_id":             g.TokenID, "token_name": g.TokenName, "token_expired": g.TokenExpired,
+		"token_expires_at": wireTime(g.TokenExpiresAt), "token_last_used_at": wireTime(g.TokenLastUsedAt),
+	}
+}
+
+func wirePermissions(p github.Permissions) map[string]any {
+	out := map[string]any{}
+	for k, v := range map[string]map[string]string{"organization": p.Organization, "repository": p.Repository, "other": p.Other} {
+		if len(v) > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func wireTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.Format(time.RFC3339)
+}

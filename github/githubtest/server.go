@@ -1,0 +1,428 @@
+// Package githubtest is a fake of the GitHub REST endpoints patbot calls,
+// served by httptest under the /api/v3/ prefix that GitHub Enterprise Server
+// uses, so a client that drops its base path fails.
+//
+// It checks what GitHub checks (the App's JWT, installation tokens, the
+// installation's permissions), keeps state (pending requests, grants, org
+// owners, teams), paginates with Link headers the way GitHub does (absolute
+// /organizations/{id}/ URLs), records every call, and can be told to fail.
+// It does not depend on package testing, so patbot's demo can use it too.
+package githubtest
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patbot/patbot/github"
+)
+
+// Prefix is the path under which the fake API is mounted.
+const Prefix = "/api/v3"
+
+// Options configure New. The zero value is usable.
+type Options struct {
+	AppID int64           // default 1001
+	Key   *rsa.PrivateKey // the App's key; generated when nil
+	// TokenTTL is the lifetime of installation tokens (GitHub: 1 hour).
+	TokenTTL time.Duration
+}
+
+// Server is a running fake GitHub API.
+type Server struct {
+	// URL is the REST base URL to configure clients with, ending in
+	// /api/v3/.
+	URL           string
+	AppID         int64
+	PrivateKeyPEM []byte
+
+	srv *httptest.Server
+	key *rsa.PrivateKey
+
+	mu       sync.Mutex
+	tokenTTL time.Duration
+	orgs     map[string]*org // lower-case login
+	tokens   map[string]issuedToken
+	issued   int
+	calls    []Call
+	faults   []*Fault
+	nextID   int64
+}
+
+// Call is one request the fake received.
+type Call struct {
+	Method string
+	Path   string // without the /api/v3 prefix
+	Query  url.Values
+	Body   []byte
+	// Auth is "jwt", "installation" or "" for what the Authorization
+	// header carried; InstallationID is the installation of a valid token.
+	Auth           string
+	InstallationID int64
+	Status         int
+	// OutsidePrefix marks a call that missed /api/v3: a client that
+	// dropped its base path or followed an absolute URL it built itself.
+	OutsidePrefix bool
+}
+
+// Fault makes matching calls fail.
+type Fault struct {
+	Method string // "" matches any method
+	Path   string // prefix of the path without /api/v3, e.g. "/orgs/acme/personal-access-token-requests/42"
+	Status int
+	// RetryAfter, when set, is sent as the Retry-After header (seconds).
+	RetryAfter int
+	Header     http.Header // extra headers, e.g. X-RateLimit-Remaining: 0
+	Message    string
+	Delay      time.Duration // wait before answering (for timeouts)
+	Times      int           // how many calls fail; 0 means every call
+}
+
+type issuedToken struct {
+	installationID int64
+	expires        time.Time
+}
+
+type org struct {
+	login          string
+	id             int64
+	installationID int64
+	permissions    map[string]string
+	members        map[string]github.Membership            // login -> membership
+	teams          map[string]map[string]github.Membership // slug -> login -> membership
+	requests       []github.PendingRequest
+	grants         []github.Grant
+	reviews        map[int64]Decision
+}
+
+// Decision is a review the fake accepted.
+type Decision struct {
+	Action string
+	Reason string
+}
+
+// New starts a fake GitHub API. Close it when done.
+func New(opts Options) (*Server, error) {
+	if opts.AppID == 0 {
+		opts.AppID = 1001
+	}
+	if opts.TokenTTL == 0 {
+		opts.TokenTTL = time.Hour
+	}
+	if opts.Key == nil {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		opts.Key = k
+	}
+	s := &Server{
+		AppID:         opts.AppID,
+		PrivateKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(opts.Key)}),
+		key:           opts.Key,
+		tokenTTL:      opts.TokenTTL,
+		orgs:          map[string]*org{},
+		tokens:        map[string]issuedToken{},
+		nextID:        900000,
+	}
+	s.srv = httptest.NewServer(s.routes())
+	s.URL = s.srv.URL + Prefix + "/"
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// SetTokenTTL changes the lifetime of installation tokens issued from now
+// on. A lifetime under a minute makes clients refresh on every call.
+func (s *Server) SetTokenTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// AddOrg creates an organization with the App installed, with every
+// permission patbot needs.
+func (s *Server) AddOrg(login string, installationID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	s.orgs[strings.ToLower(login)] = &org{
+		login:          login,
+		id:             s.nextID,
+		installationID: installationID,
+		permissions: map[string]string{
+			"organization_personal_access_token_requests": "write",
+			"organization_personal_access_tokens":         "write",
+			"members":                                     "read",
+		},
+		members: map[string]github.Membership{},
+		teams:   map[string]map[string]github.Membership{},
+		reviews: map[int64]Decision{},
+	}
+}
+
+// SetPermissions replaces the installation's permissions on org.
+func (s *Server) SetPermissions(orgLogin string, perms map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustOrg(orgLogin).permissions = perms
+}
+
+// SetMembership makes login a member of org with role (admin, member) and
+// state (active, pending).
+func (s *Server) SetMembership(orgLogin, login, role, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustOrg(orgLogin).members[strings.ToLower(login)] = github.Membership{Role: role, State: state}
+}
+
+// SetTeamMembership makes login a member of org's team slug.
+func (s *Server) SetTeamMembership(orgLogin, slug, login, role, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.mustOrg(orgLogin)
+	if o.teams[slug] == nil {
+		o.teams[slug] = map[string]github.Membership{}
+	}
+	o.teams[slug][strings.ToLower(login)] = github.Membership{Role: role, State: state}
+}
+
+// AddRequest adds a pending request. Zero fields get plausible values.
+func (s *Server) AddRequest(orgLogin string, r github.PendingRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.mustOrg(orgLogin)
+	if r.ID == 0 {
+		s.nextID++
+		r.ID = s.nextID
+	}
+	if r.RepositorySelection == "" {
+		r.RepositorySelection = github.SelectionNone
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	}
+	o.requests = append(o.requests, r)
+}
+
+// AddGrant adds an approved token.
+func (s *Server) AddGrant(orgLogin string, g github.Grant) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.mustOrg(orgLogin)
+	if g.ID == 0 {
+		s.nextID++
+		g.ID = s.nextID
+	}
+	if g.RepositorySelection == "" {
+		g.RepositorySelection = github.SelectionNone
+	}
+	if g.AccessGrantedAt.IsZero() {
+		g.AccessGrantedAt = time.Now().UTC().Truncate(time.Second)
+	}
+	o.grants = append(o.grants, g)
+}
+
+// Pending returns org's pending requests.
+func (s *Server) Pending(orgLogin string) []github.PendingRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustOrg(orgLogin).requests)
+}
+
+// Grants returns org's approved tokens.
+func (s *Server) Grants(orgLogin string) []github.Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustOrg(orgLogin).grants)
+}
+
+// Review returns the review the fake accepted for a request, if any.
+func (s *Server) Review(orgLogin string, requestID int64) (Decision, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.mustOrg(orgLogin).reviews[requestID]
+	return d, ok
+}
+
+// Fail adds a fault. Faults are matched in the order they were added.
+func (s *Server) Fail(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// Calls returns every call received so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// CallsTo returns the calls with the given method whose path is path.
+func (s *Server) CallsTo(method, path string) []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if c.Method == method && c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TokensIssued counts the installation tokens handed out.
+func (s *Server) TokensIssued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issued
+}
+
+func (s *Server) mustOrg(login string) *org {
+	o := s.orgs[strings.ToLower(login)]
+	if o == nil {
+		panic("githubtest: unknown org " + login + ": call AddOrg first")
+	}
+	return o
+}
+
+// routes serves the API under Prefix. Anything else is a client bug (an
+// absolute URL, a dropped base path) and gets a 404 that says so.
+func (s *Server) routes() http.Handler {
+	api := http.NewServeMux()
+	api.HandleFunc("POST /app/installations/{id}/access_tokens", s.app(s.createToken))
+	api.HandleFunc("GET /orgs/{org}/installation", s.app(s.getInstallation))
+	api.HandleFunc("POST /app-manifests/{code}/conversions", s.notImplemented)
+
+	for _, base := range []string{"/orgs/{org}", "/organizations/{orgid}"} {
+		api.HandleFunc("GET "+base+"/personal-access-token-requests", s.installation("organization_personal_access_token_requests", "read", s.listRequests))
+		api.HandleFunc("POST "+base+"/personal-access-token-requests/{id}", s.installation("organization_personal_access_token_requests", "write", s.reviewRequest))
+		api.HandleFunc("GET "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "read", s.listGrants))
+		api.HandleFunc("POST "+base+"/personal-access-tokens/{id}", s.installation("organization_personal_access_tokens", "write", s.revokeGrant))
+	}
+	api.HandleFunc("GET /orgs/{org}/memberships/{user}", s.installation("members", "read", s.getMembership))
+	api.HandleFunc("GET /orgs/{org}/teams/{team}/memberships/{user}", s.installation("members", "read", s.getTeamMembership))
+	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "Not Found")
+	})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		path, ok := strings.CutPrefix(r.URL.Path, Prefix)
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok}
+		defer func() {
+			call.Status = rec.status
+			s.mu.Lock()
+			s.calls = append(s.calls, call)
+			s.mu.Unlock()
+		}()
+		if !ok {
+			writeError(rec, http.StatusNotFound, "githubtest: path outside "+Prefix+" (did the client drop its base URL?)")
+			return
+		}
+		if s.fault(rec, r.Method, path) {
+			return
+		}
+		r2 := r.Clone(withAuth(r.Context(), &call))
+		r2.URL.Path = path
+		r2.Body = io.NopCloser(strings.NewReader(string(body)))
+		api.ServeHTTP(rec, r2)
+	})
+}
+
+func (s *Server) notImplemented(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotImplemented, "githubtest: not implemented")
+}
+
+// fault answers with the first matching fault, if any.
+func (s *Server) fault(w http.ResponseWriter, method, path string) bool {
+	s.mu.Lock()
+	var f *Fault
+	for i, x := range s.faults {
+		if (x.Method == "" || x.Method == method) && strings.HasPrefix(path, x.Path) {
+			f = x
+			if f.Times > 0 {
+				f.Times--
+				if f.Times == 0 {
+					s.faults = slices.Delete(s.faults, i, i+1)
+				}
+			}
+			break
+		}
+	}
+	s.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	time.Sleep(f.Delay)
+	for k, vs := range f.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	msg := f.Message
+	if msg == "" {
+		msg = http.StatusText(f.Status)
+	}
+	writeError(w, f.Status, msg)
+	return true
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers in the basic-error shape GitHub uses.
+func writeError(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, map[string]any{
+		"message":           message,
+		"documentation_url": "https://docs.github.com/rest",
+		"status":            strconv.Itoa(status),
+	})
+}
+
+func writeValidationError(w http.ResponseWriter, field, message string) {
+	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+		"message":           "Validation Failed",
+		"documentation_url": "https://docs.github.com/rest",
+		"errors":            []map[string]any{{"resource": "PersonalAccessTokenRequest", "field": field, "code": "invalid", "message": message}},
+	})
+}
+
+func (s *Server) String() string { return fmt.Sprintf("githubtest.Server(%s)", s.URL) }

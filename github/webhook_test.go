@@ -1,0 +1,163 @@
+package github
+
+import (
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSignatureDocumentedVector(t *testing.T) {
+	// From GitHub's "Validating webhook deliveries".
+	secret := []byte("It's a Secret to Everybody")
+	body := []byte("Hello, World!")
+	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if got := Sign(secret, body); got != want {
+		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+	if err := VerifySignature(secret, body, want); err != nil {
+		t.Fatalf("documented signature rejected: %v", err)
+	}
+}
+
+func TestVerifySignatureMatrix(t *testing.T) {
+	secret := []byte("s3cret")
+	body, err := os.ReadFile("testdata/personal_access_token_request.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := Sign(secret, body)
+	tests := map[string]struct {
+		secret []byte
+		body   []byte
+		header string
+		want   error
+	}{
+		"valid":                 {secret, body, good, nil},
+		"missing":               {secret, body, "", ErrNoSignature},
+		"wrong secret":          {[]byte("other"), body, good, ErrBadSignature},
+		"body changed":          {secret, append([]byte(" "), body...), good, ErrBadSignature},
+		"no sha256= prefix":     {secret, body, strings.TrimPrefix(good, "sha256="), ErrBadSignature},
+		"sha1 scheme":           {secret, body, "sha1=" + strings.TrimPrefix(good, "sha256="), ErrBadSignature},
+		"not hex":               {secret, body, "sha256=zz", ErrBadSignature},
+		"truncated":             {secret, body, good[:len(good)-2], ErrBadSignature},
+		"upper-case hex is hex": {secret, body, "sha256=" + strings.ToUpper(strings.TrimPrefix(good, "sha256=")), nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := VerifySignature(tc.secret, tc.body, tc.header)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRealCreatedFixture(t *testing.T) {
+	body, err := os.ReadFile("testdata/personal_access_token_request.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ParseRequestEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != ActionCreated || ev.Org != "github-ssh-authority" || ev.InstallationID != 49956902 {
+		t.Errorf("event = %+v", ev)
+	}
+	r := ev.Request
+	if r.ID != 415440 || r.Owner.Login != "halain987" || r.Owner.ID != 18029382 || r.Owner.HTMLURL != "https://github.com/halain987" {
+		t.Errorf("request = %+v", r)
+	}
+	if r.RepositorySelection != SelectionNone || r.Repositories != nil || r.RepositoryCount != 0 {
+		t.Errorf("repositories = %q %v %d", r.RepositorySelection, r.Repositories, r.RepositoryCount)
+	}
+	if r.TokenID != 0 || r.TokenName != "" {
+		t.Errorf("token fields should be absent: %d %q", r.TokenID, r.TokenName)
+	}
+	wantCreated := time.Date(2024, 4, 23, 14, 52, 27, 0, time.UTC)
+	if !r.CreatedAt.Equal(wantCreated) {
+		t.Errorf("created_at = %v, want %v", r.CreatedAt, wantCreated)
+	}
+	if r.TokenExpiresAt == nil || !r.TokenExpiresAt.Equal(time.Date(2024, 5, 23, 14, 52, 27, 0, time.UTC)) {
+		t.Errorf("token_expires_at = %v", r.TokenExpiresAt)
+	}
+	if r.TokenLastUsedAt != nil {
+		t.Errorf("token_last_used_at = %v, want nil", r.TokenLastUsedAt)
+	}
+	if len(r.PermissionsResult.Organization)+len(r.PermissionsResult.Repository)+len(r.PermissionsResult.Other) != 0 {
+		t.Errorf("permissions = %+v, want empty", r.PermissionsResult)
+	}
+}
+
+func TestParseSyntheticApprovedFixture(t *testing.T) {
+	body, err := os.ReadFile("testdata/personal_access_token_request.approved.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ParseRequestEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != ActionApproved || ev.Org != "test-org" || ev.Request.ID != 42 || ev.Sender.Login != "admin" {
+		t.Errorf("event = %+v", ev)
+	}
+	if ev.InstallationID != 0 {
+		t.Errorf("installation = %d, want 0 (absent)", ev.InstallationID)
+	}
+}
+
+func TestParseRequestEventRejects(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		want string
+	}{
+		"not JSON":       {`{"action":`, "malformed JSON"},
+		"array":          {`[1,2]`, "malformed JSON"},
+		"no action":      {`{"personal_access_token_request":{"id":1},"organization":{"login":"a"}}`, "lacks action"},
+		"empty action":   {`{"action":"","personal_access_token_request":{"id":1},"organization":{"login":"a"}}`, "lacks action"},
+		"no request":     {`{"action":"created","organization":{"login":"a"}}`, "personal_access_token_request.id"},
+		"no request id":  {`{"action":"created","personal_access_token_request":{},"organization":{"login":"a"}}`, "personal_access_token_request.id"},
+		"no org":         {`{"action":"created","personal_access_token_request":{"id":1}}`, "organization.login"},
+		"id wrong type":  {`{"action":"created","personal_access_token_request":{"id":"1"},"organization":{"login":"a"}}`, "malformed JSON"},
+		"everything":     {`{}`, "lacks action, personal_access_token_request.id, organization.login"},
+		"bad created_at": {`{"action":"created","personal_access_token_request":{"id":1,"created_at":"yesterday"},"organization":{"login":"a"}}`, "malformed JSON"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseRequestEvent([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPayloadFormEncoded(t *testing.T) {
+	json := `{"action":"created"}`
+	form := "payload=" + url.QueryEscape(json)
+	got, err := Payload("application/x-www-form-urlencoded", []byte(form))
+	if err != nil || string(got) != json {
+		t.Fatalf("form payload = %q, %v", got, err)
+	}
+	got, err = Payload("application/json", []byte(json))
+	if err != nil || string(got) != json {
+		t.Fatalf("json payload = %q, %v", got, err)
+	}
+	if _, err := Payload("application/x-www-form-urlencoded", []byte("other=1")); err == nil {
+		t.Error("form without payload accepted")
+	}
+}
+
+func TestTruncateReason(t *testing.T) {
+	long := strings.Repeat("é", 1100)
+	got := TruncateReason(long)
+	if n := len([]rune(got)); n != MaxReasonLength {
+		t.Errorf("truncated to %d characters, want %d", n, MaxReasonLength)
+	}
+	if TruncateReason("short") != "short" {
+		t.Error("short reason changed")
+	}
+}

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// State is where a PAT request stands.
+type State string
+
+const (
+	StatePending   State = "pending"   // awaiting a decision
+	StateDeciding  State = "deciding"  // a decision is being sent to GitHub
+	StateApproved  State = "approved"  // GitHub approved it
+	StateDenied    State = "denied"    // GitHub denied it
+	StateCancelled State = "cancelled" // the requester withdrew it
+	StateClosed    State = "closed"    // no longer pending on GitHub, outcome unknown
+	StateFailed    State = "failed"    // patbot could not complete its work
+)
+
+// Final reports whether no further decision can change the request.
+func (s State) Final() bool {
+	switch s {
+	case StateApproved, StateDenied, StateCancelled, StateClosed:
+		return true
+	}
+	return false
+}
+
+// Source says where a decision or transition came from.
+type Source string
+
+const (
+	SourceWebhook   Source = "webhook"   // a GitHub webhook (GitHub's UI, another tool, or a confirmation)
+	SourceSlack     Source = "slack"     // an approver in Slack
+	SourceReconcile Source = "reconcile" // patbot's periodic comparison with GitHub
+)
+
+// Request is patbot's record of one fine-grained PAT request.
+type Request struct {
+	Org string `json:"org"` // lower case
+	ID  int64  `json:"id"`  // GitHub's pat_request_id
+
+	State State `json:"state"`
+
+	Owner          string `json:"owner"` // requester's GitHub login
+	OwnerID        int64  `json:"owner_id,omitempty"`
+	TokenID        int64  `json:"token_id,omitempty"`
+	TokenName      string `json:"token_name,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+
+	RepositorySelection string   `json:"repository_selection,omitempty"` // none, all, subset
+	RepositoryCount     int      `json:"repository_count,omitempty"`
+	Repositories        []string `json:"repositories,omitempty"` // full names
+
+	PermissionsAdded    Permissions `json:"permissions_added,omitempty"`
+	PermissionsUpgraded Permissions `json:"permissions_upgraded,omitempty"`
+	PermissionsResult   Permissions `json:"permissions_result,omitempty"`
+
+	CreatedAt      time.Time  `json:"created_at,omitzero"`
+	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
+
+	Card     Card      `json:"card,omitzero"`
+	Decision *Decision `json:"decision,omitempty"`
+	History  []Change  `json:"history,omitempty"`
+	Updated  time.Time `json:"updated"`
+}
+
+// Permissions are grouped as GitHub groups them: organization, repository
+// and other, each a map of permission name to access level.
+type Permissions struct {
+	Organization map[string]string `json:"organization,omitempty"`
+	Repository   map[string]string `json:"repository,omitempty"`
+	Other        map[string]string `json:"other,omitempty"`
+}
+
+// Card locates the Slack message that shows a request.
+type Card struct {
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+}
+
+// Decision is who decided a request, how, and when.
+type Decision struct {
+	Action    string    `json:"action"` // approve or deny
+	Actor     string    `json:"actor"`  // GitHub login
+	SlackUser string    `json:"slack_user,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+	Source    Source    `json:"source"`
+}
+
+// Change is one entry in a request's history.
+type Change struct {
+	At     time.Time `json:"at"`
+	From   State     `json:"from,omitempty"`
+	To     State     `json:"to"`
+	Source Source    `json:"source"`
+	Actor  string    `json:"actor,omitempty"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// maxHistory bounds a record's history; the oldest entries after the first
+// are dropped, which keeps how the request began.
+const maxHistory = 50
+
+// SetState moves the request to state to and records the change.
+func (r *Request) SetState(to State, at time.Time, source Source, actor, note string) {
+	r.History = append(r.History, Change{At: at, From: r.State, To: to, Source: source, Actor: actor, Note: note})
+	if len(r.History) > maxHistory {
+		r.History = append(r.History[:1], r.History[len(r.History)-maxHistory+1:]...)
+	}
+	r.State = to
+}
+
+func requestKey(org string, id int64) []byte {
+	return append(append([]byte(strings.ToLower(org)), 0), itob(uint64(id))...)
+}
+
+// Request returns the record of one request.
+func (db *DB) Request(org string, id int64) (Request, error) {
+	var r Request
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return get(tx.Bucket(bucketRequests), requestKey(org, id), &r)
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("store: request %s/%d: %w", org, id, err)
+	}
+	return r, nil
+}
+
+// UpdateRequest reads the record of a request (a zero Request with Org and
+// ID set when there is none), lets change modify it, and writes it back, all
+// in one transaction. An error from change aborts without writing. change
+// must not do I/O: it runs while every other writer waits.
+func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error) {
+	var r Request
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRequests)
+		key := requestKey(org, id)
+		r = Request{}
+		err := get(b, key, &r)
+		exists := err == nil
+		if err != nil && err != ErrNotFound {
+			return err
+		}
+		if !exists {
+			r = Request{Org: strings.ToLower(org), ID: id}
+		}
+		if err := change(&r, exists); err != nil {
+			return err
+		}
+		r.Updated = db.now()
+		return put(b, key, r)
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+	}
+	return r, nil
+}
+
+// Requests lists the records of one org ("" for every org) whose state is
+// one of states (any state when none are given).
+func (db *DB) Requests(org string, states ...State) ([]Request, error) {
+	var out []Request
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRequests).Cursor()
+		prefix := []byte(nil)
+		if org != "" {
+			prefix = append([]byte(strings.ToLower(org)), 0)
+		}
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var r Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			if len(states) == 0 || slices.Contains(states, r.State) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list requests: %w", err)
+	}
+	return out, nil
+}

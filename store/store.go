@@ -1,0 +1,169 @@
+// Package store keeps patbot's state in a bbolt file: webhook delivery
+// markers, pending work, and the record of every PAT request patbot knows.
+//
+// Every public method is one transaction. Values are decoded inside the
+// transaction, so nothing returned aliases bbolt's memory, and no method does
+// network I/O.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this code reads and writes. A file with a
+// newer version is refused rather than misread.
+const SchemaVersion = 1
+
+var (
+	// ErrNotFound is returned when a record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrLocked is returned by Open when another process holds the file.
+	ErrLocked = errors.New("database is locked by another process (is another patbot running?)")
+)
+
+var (
+	bucketMeta          = []byte("meta")
+	bucketDeliveries    = []byte("deliveries")     // delivery GUID -> Delivery
+	bucketDeliveryTimes = []byte("delivery_times") // received time (8 bytes) + GUID -> nil, for pruning in order
+	bucketJobs          = []byte("jobs")           // sequence (8 bytes) -> Job
+	bucketRequests      = []byte("requests")       // org + 0x00 + request id (8 bytes) -> Request
+
+	keySchema = []byte("schema_version")
+)
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock. Default 2s.
+	LockTimeout time.Duration
+	// MaxBatchDelay bounds how long a delivery waits to share a commit (and
+	// its fsync) with concurrent ones. Default 5ms.
+	MaxBatchDelay time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// DB is an open patbot database.
+type DB struct {
+	bolt *bolt.DB
+	now  func() time.Time
+}
+
+// Open opens or creates the database at path, creating every bucket and
+// checking the schema version.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = 5 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	b.MaxBatchDelay = opts.MaxBatchDelay
+	db := &DB{bolt: b, now: opts.Now}
+	if err := db.init(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketRequests} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		raw := meta.Get(keySchema)
+		if raw == nil {
+			return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		v, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("unreadable schema version %q", raw)
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("schema version %d is newer than this patbot supports (%d): upgrade patbot", v, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close releases the file and its lock.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path is the file the database lives in.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Ping reports whether the database is open and readable.
+func (db *DB) Ping() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("store: meta bucket missing")
+		}
+		return nil
+	})
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("store: check: %w", err)
+		}
+		return nil
+	})
+}
+
+// Size is the file size in bytes, for metrics and growth measurements.
+func (db *DB) Size() (int64, error) {
+	fi, err := os.Stat(db.bolt.Path())
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func itob(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func btoi(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func put(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func get(b *bolt.Bucket, key []byte, v any) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	// json.Unmarshal copies out of bbolt's memory-mapped page.
+	return json.Unmarshal(raw, v)
+}

@@ -1,0 +1,271 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func mustOpen(t *testing.T, path string) *DB {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "patbot.db")
+	}
+	db, err := Open(path, Options{LockTimeout: 100 * time.Millisecond, MaxBatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	})
+	return db
+}
+
+func TestOpenLockedFileFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "patbot.db")
+	mustOpen(t, path)
+	start := time.Now()
+	_, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: got %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "is another patbot running?") {
+		t.Errorf("error %q does not say what to check", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("second open took %v", d)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "patbot.db")
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keySchema, []byte("99"))
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "schema version 99 is newer") {
+		t.Fatalf("got %v, want a schema version error", err)
+	}
+}
+
+func TestAcceptDeliveryDeduplicates(t *testing.T) {
+	db := mustOpen(t, "")
+	d := Delivery{ID: "guid-1", Event: "personal_access_token_request", Action: "created", Org: "acme", RequestID: 7, Outcome: "queued"}
+	job := &Job{Event: d.Event, Action: d.Action, Org: "acme", RequestID: 7, Payload: []byte(`{"a":1}`)}
+
+	ok, id, err := db.AcceptDelivery(d, job)
+	if err != nil || !ok || id == 0 {
+		t.Fatalf("first accept: ok=%v id=%d err=%v", ok, id, err)
+	}
+	ok, id2, err := db.AcceptDelivery(d, job)
+	if err != nil || ok || id2 != 0 {
+		t.Fatalf("redelivery: ok=%v id=%d err=%v, want not accepted", ok, id2, err)
+	}
+	ids, err := db.JobIDs()
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("jobs = %v, %v; want exactly [%d]", ids, err, id)
+	}
+	got, err := db.Job(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DeliveryID != "guid-1" || string(got.Payload) != `{"a":1}` || got.EnqueuedAt.IsZero() {
+		t.Errorf("job = %+v", got)
+	}
+	marker, err := db.Delivery("guid-1")
+	if err != nil || marker.JobID != id || marker.Outcome != "queued" {
+		t.Errorf("marker = %+v, %v", marker, err)
+	}
+}
+
+func TestAcceptDeliveryConcurrentSameGUIDOneWins(t *testing.T) {
+	db := mustOpen(t, "")
+	const n = 32
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range n {
+		wg.Go(func() {
+			ok, _, err := db.AcceptDelivery(Delivery{ID: "same"}, &Job{Payload: []byte(`{}`)})
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ids, _ := db.JobIDs()
+	if wins != 1 || len(ids) != 1 {
+		t.Fatalf("wins=%d jobs=%d, want 1 and 1", wins, len(ids))
+	}
+}
+
+func TestAcceptDeliveryWithoutJob(t *testing.T) {
+	db := mustOpen(t, "")
+	ok, id, err := db.AcceptDelivery(Delivery{ID: "g", Outcome: "ignored: org not configured"}, nil)
+	if err != nil || !ok || id != 0 {
+		t.Fatalf("ok=%v id=%d err=%v", ok, id, err)
+	}
+	if ids, _ := db.JobIDs(); len(ids) != 0 {
+		t.Errorf("jobs = %v, want none", ids)
+	}
+	if _, _, err := db.AcceptDelivery(Delivery{}, nil); err == nil {
+		t.Error("empty delivery id accepted")
+	}
+}
+
+func TestJobsSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "patbot.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, id, err := db.AcceptDelivery(Delivery{ID: "g"}, &Job{Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RecordJobFailure(id, errors.New("slack down")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = mustOpen(t, path)
+	ids, err := db.JobIDs()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("jobs after reopen = %v, %v", ids, err)
+	}
+	j, _ := db.Job(ids[0])
+	if j.Attempts != 1 || j.LastError != "slack down" {
+		t.Errorf("job = %+v, want one recorded failure", j)
+	}
+	if err := db.FinishJob(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Job(id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("finished job still there: %v", err)
+	}
+}
+
+func TestPruneDeliveries(t *testing.T) {
+	db := mustOpen(t, "")
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		d := Delivery{ID: string(rune('a' + i)), ReceivedAt: base.Add(time.Duration(i) * time.Hour)}
+		if _, _, err := db.AcceptDelivery(d, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cutoff := base.Add(5 * time.Hour) // a..e are older
+	n, err := db.PruneDeliveries(cutoff, 3)
+	if err != nil || n != 3 {
+		t.Fatalf("first prune = %d, %v; want 3", n, err)
+	}
+	n, err = db.PruneDeliveries(cutoff, 3)
+	if err != nil || n != 2 {
+		t.Fatalf("second prune = %d, %v; want 2", n, err)
+	}
+	if c, _ := db.CountDeliveries(); c != 5 {
+		t.Errorf("kept %d markers, want 5", c)
+	}
+	if _, err := db.Delivery("a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("oldest marker kept: %v", err)
+	}
+	if _, err := db.Delivery("f"); err != nil {
+		t.Errorf("newer marker pruned: %v", err)
+	}
+	// A pruned delivery can be accepted again: the retention period must
+	// outlast GitHub's redelivery window.
+	if ok, _, _ := db.AcceptDelivery(Delivery{ID: "a"}, nil); !ok {
+		t.Error("pruned delivery not accepted again")
+	}
+}
+
+func TestUpdateRequest(t *testing.T) {
+	db := mustOpen(t, "")
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, err := db.UpdateRequest("ACME", 42, func(r *Request, exists bool) error {
+		if exists {
+			t.Error("new request reported as existing")
+		}
+		r.Owner = "octocat"
+		r.SetState(StatePending, at, SourceWebhook, "octocat", "")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Org != "acme" || r.ID != 42 || r.State != StatePending {
+		t.Fatalf("record = %+v", r)
+	}
+
+	boom := errors.New("boom")
+	_, err = db.UpdateRequest("acme", 42, func(r *Request, exists bool) error {
+		r.State = StateApproved
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	got, err := db.Request("Acme", 42)
+	if err != nil || got.State != StatePending {
+		t.Fatalf("aborted change was written: %+v, %v", got, err)
+	}
+
+	if _, err := db.UpdateRequest("acme", 43, func(r *Request, _ bool) error { r.State = StateApproved; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateRequest("other", 1, func(r *Request, _ bool) error { r.State = StatePending; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := db.Requests("acme", StatePending)
+	if err != nil || len(pending) != 1 || pending[0].ID != 42 {
+		t.Errorf("pending in acme = %+v, %v", pending, err)
+	}
+	all, _ := db.Requests("")
+	if len(all) != 3 {
+		t.Errorf("all requests = %d, want 3", len(all))
+	}
+	if _, err := db.Request("acme", 99); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing request: %v", err)
+	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	var r Request
+	at := time.Now()
+	r.SetState(StatePending, at, SourceWebhook, "", "created")
+	for range 2 * maxHistory {
+		r.SetState(StateDeciding, at, SourceSlack, "a", "")
+		r.SetState(StatePending, at, SourceSlack, "a", "failed")
+	}
+	if len(r.History) != maxHistory {
+		t.Fatalf("history has %d entries, want %d", len(r.History), maxHistory)
+	}
+	if r.History[0].Note != "created" {
+		t.Errorf("first entry lost: %+v", r.History[0])
+	}
+}
