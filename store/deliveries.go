@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -27,16 +26,16 @@ type Delivery struct {
 // Job is work implied by an accepted delivery, kept until it is finished so
 // that a crash never loses it.
 type Job struct {
-	ID         uint64          `json:"id"`
-	DeliveryID string          `json:"delivery_id"`
-	Event      string          `json:"event"`
-	Action     string          `json:"action"`
-	Org        string          `json:"org"`
-	RequestID  int64           `json:"request_id"`
-	Payload    json.RawMessage `json:"payload"` // the webhook body as received
-	EnqueuedAt time.Time       `json:"enqueued_at"`
-	Attempts   int             `json:"attempts"`
-	LastError  string          `json:"last_error,omitempty"`
+	ID         uint64    `json:"id"`
+	DeliveryID string    `json:"delivery_id"`
+	Event      string    `json:"event"`
+	Action     string    `json:"action"`
+	Org        string    `json:"org"`
+	RequestID  int64     `json:"request_id"`
+	Payload    []byte    `json:"payload"` // the webhook JSON, byte for byte as received
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	Attempts   int       `json:"attempts"`
+	LastError  string    `json:"last_error,omitempty"`
 }
 
 // AcceptDelivery records d and, when job is not nil, the job it implies, in

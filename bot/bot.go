@@ -1,0 +1,250 @@
+// Package bot is the patbot application: it turns GitHub's
+// personal_access_token_request webhooks into durable work, keeps the record
+// of every request, and (with Slack) lets approvers decide them.
+//
+// It consumes the github and store packages through the small interfaces
+// declared here, so that cmd/patbot wires real implementations and tests
+// wire the same ones against fakes.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patbot/patbot/store"
+)
+
+// Log attribute keys, shared by every log line that names these things.
+const (
+	LogDelivery = "delivery"
+	LogEvent    = "event"
+	LogAction   = "action"
+	LogOrg      = "org"
+	LogRequest  = "request_id"
+	LogJob      = "job"
+	LogActor    = "actor"
+)
+
+// Org is one organization patbot serves.
+type Org struct {
+	Login         string   // as configured
+	Channel       string   // Slack channel ID that receives its requests
+	ApproverTeams []string // team slugs whose members may decide, besides owners
+}
+
+// Policy is who and what patbot serves.
+type Policy struct {
+	Orgs  map[string]Org    // lower-case org login -> org
+	Users map[string]string // Slack user ID -> GitHub login
+}
+
+// Org returns the configured org whose login is login, ignoring case.
+func (p Policy) Org(login string) (Org, bool) {
+	o, ok := p.Orgs[strings.ToLower(login)]
+	return o, ok
+}
+
+// GitHub is what bot needs of GitHub.
+type GitHub interface {
+	RememberInstallation(org string, installationID int64)
+}
+
+// Deps are what New needs. Store, GitHub and WebhookSecret are required.
+type Deps struct {
+	Store         *store.DB
+	GitHub        GitHub
+	Policy        Policy
+	WebhookSecret []byte
+	Logger        *slog.Logger
+	Metrics       prometheus.Registerer
+
+	Workers   int // concurrent jobs; default 4
+	QueueSize int // unfinished jobs accepted before intake answers 503; default 10,000
+	// JobTimeout bounds one attempt at a job. Default 60s.
+	JobTimeout time.Duration
+	// MaxAttempts is how many times a failing job is tried before it is
+	// parked until the next start. Default 10.
+	MaxAttempts int
+	// RetryBackoff is the wait after a job's first failure; it doubles
+	// with each further one, up to 5 minutes. Default 1s.
+	RetryBackoff time.Duration
+	// DrainTimeout bounds how long Run waits for jobs in progress when it
+	// is stopped. Default 10s.
+	DrainTimeout time.Duration
+	// DeliveryRetention is how long delivery markers are kept. It must
+	// outlast GitHub's redelivery window (3 days, 7 on Enterprise Server).
+	// Default 8 days.
+	DeliveryRetention time.Duration
+
+	Now func() time.Time
+}
+
+// Bot is the running application.
+type Bot struct {
+	store   *store.DB
+	gh      GitHub
+	policy  Policy
+	secret  []byte
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	workers      int
+	jobTimeout   time.Duration
+	maxAttempts  int
+	retryBackoff time.Duration
+	drainTimeout time.Duration
+	retention    time.Duration
+
+	// queue holds IDs of jobs ready to run. reserved counts unfinished
+	// jobs (queued, running, waiting to retry, or parked); intake reserves
+	// a place before committing, so a send to queue never blocks.
+	queue    chan uint64
+	capacity int64
+	reserved atomic.Int64
+	running  atomic.Bool
+	inflight sync.WaitGroup
+}
+
+// New builds a Bot and queues the work a previous run left unfinished.
+func New(d Deps) (*Bot, error) {
+	if d.Store == nil || d.GitHub == nil {
+		return nil, errors.New("bot: Store and GitHub are required")
+	}
+	if len(d.WebhookSecret) == 0 {
+		return nil, errors.New("bot: WebhookSecret is required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = prometheus.NewRegistry()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	b := &Bot{
+		store:        d.Store,
+		gh:           d.GitHub,
+		policy:       d.Policy,
+		secret:       d.WebhookSecret,
+		log:          d.Logger,
+		now:          d.Now,
+		workers:      orDefault(d.Workers, 4),
+		jobTimeout:   orDefault(d.JobTimeout, 60*time.Second),
+		maxAttempts:  orDefault(d.MaxAttempts, 10),
+		retryBackoff: orDefault(d.RetryBackoff, time.Second),
+		drainTimeout: orDefault(d.DrainTimeout, 10*time.Second),
+		retention:    orDefault(d.DeliveryRetention, 8*24*time.Hour),
+	}
+	unfinished, err := d.Store.JobIDs()
+	if err != nil {
+		return nil, fmt.Errorf("bot: load unfinished jobs: %w", err)
+	}
+	b.capacity = int64(max(orDefault(d.QueueSize, 10_000), len(unfinished)))
+	b.queue = make(chan uint64, b.capacity)
+	for _, id := range unfinished {
+		b.queue <- id
+	}
+	b.reserved.Store(int64(len(unfinished)))
+	if len(unfinished) > 0 {
+		b.log.Info("resuming unfinished work", "jobs", len(unfinished))
+	}
+	m, err := newMetrics(d.Metrics, b)
+	if err != nil {
+		return nil, fmt.Errorf("bot: metrics: %w", err)
+	}
+	b.metrics = m
+	return b, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Run runs the workers and housekeeping until ctx is cancelled, then waits
+// up to the drain timeout for jobs in progress. Unfinished jobs stay in the
+// store for the next start.
+func (b *Bot) Run(ctx context.Context) error {
+	// Jobs run on their own context so that stopping takes no new work but
+	// lets work in progress finish, until the drain deadline.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var loops sync.WaitGroup
+	for range b.workers {
+		loops.Go(func() { b.work(ctx, workCtx) })
+	}
+	loops.Go(func() { b.pruneLoop(ctx) })
+	b.running.Store(true)
+	<-ctx.Done()
+	b.running.Store(false)
+
+	drained := make(chan struct{})
+	go func() {
+		loops.Wait()
+		b.inflight.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(b.drainTimeout):
+		b.log.Warn("stopping with jobs still running; they will be retried at the next start", "drain_timeout", b.drainTimeout)
+		cancelWork()
+		<-drained
+	}
+	return nil
+}
+
+// Ready reports whether the store is usable and the workers are running.
+func (b *Bot) Ready() error {
+	if err := b.store.Ping(); err != nil {
+		return err
+	}
+	if !b.running.Load() {
+		return errors.New("workers are not running")
+	}
+	return nil
+}
+
+// pruneLoop deletes delivery markers past their retention, at start and then
+// hourly.
+func (b *Bot) pruneLoop(ctx context.Context) {
+	const batch = 1000
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		cutoff := b.now().Add(-b.retention)
+		total := 0
+		for range 10_000 { // bound: 10 million markers a round
+			n, err := b.store.PruneDeliveries(cutoff, batch)
+			total += n
+			if err != nil {
+				b.log.Error("pruning delivery markers failed", "err", err)
+				break
+			}
+			if n < batch || ctx.Err() != nil {
+				break
+			}
+		}
+		if total > 0 {
+			b.log.Info("pruned delivery markers", "count", total, "older_than", cutoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+// shutdownTimeout bounds how long requests in progress may take to finish
+// when patbot stops.
+const shutdownTimeout = 10 * time.Second
+
+// App is patbot serve, wired: the store, the GitHub client, the bot and the
+// HTTP server. Tests drive it exactly as main does.
+type App struct {
+	log      *slog.Logger
+	db       *store.DB
+	bot      *bot.Bot
+	server   *http.Server
+	listener net.Listener
+}
+
+// newApp opens the store, builds every part and binds the listen address.
+// tune, when not nil, adjusts the bot's dependencies (tests use it to shorten
+// timeouts).
+func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
+	db, err := store.Open(cfg.DBPath, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	app, err := wire(cfg, log, db, tune)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return app, nil
+}
+
+func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*App, error) {
+	gh, err := github.New(github.Config{
+		AppID:      cfg.AppID,
+		PrivateKey: cfg.PrivateKey,
+		BaseURL:    cfg.GitHubAPIURL,
+		UserAgent:  "patbot/" + buildVersion(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := bot.Deps{
+		Store:         db,
+		GitHub:        gh,
+		Policy:        cfg.Policy,
+		WebhookSecret: cfg.WebhookSecret,
+		Logger:        log,
+		Metrics:       reg,
+	}
+	if tune != nil {
+		tune(&deps)
+	}
+	b, err := bot.New(deps)
+	if err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	app := &App{log: log, db: db, bot: b, listener: ln}
+	app.server = &http.Server{
+		Handler:           app.routes(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second, // a 25 MiB webhook on a slow link
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return app, nil
+}
+
+func (a *App) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /github/webhook", a.bot.WebhookHandler())
+	notYet := func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "Slack interactions are not available in this version", http.StatusNotImplemented)
+	}
+	mux.HandleFunc("POST /slack/interactions", notYet)
+	mux.HandleFunc("POST /slack/commands", notYet)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.bot.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError)}))
+	return mux
+}
+
+// Addr is the address the server listens on.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Run serves until ctx is cancelled, then stops in order: no new requests,
+// requests in progress finished, jobs in progress drained, store closed.
+func (a *App) Run(ctx context.Context) error {
+	botCtx, stopBot := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBot()
+	botDone := make(chan error, 1)
+	go func() { botDone <- a.bot.Run(botCtx) }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+	a.log.Info("patbot listening", "addr", a.Addr(), "version", buildVersion(), "db", a.db.Path())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	}
+	a.log.Info("patbot stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := a.server.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		a.log.Warn("requests still in progress at shutdown", "err", serr)
+	}
+	stopBot()
+	if berr := <-botDone; berr != nil {
+		err = errors.Join(err, berr)
+	}
+	if cerr := a.db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	a.log.Info("patbot stopped")
+	return err
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/github"
+)
+
+// Config is everything patbot serve needs. Fields holding secrets are never
+// printed or logged.
+type Config struct {
+	AppID         int64
+	PrivateKey    []byte // secret
+	WebhookSecret []byte // secret
+	GitHubAPIURL  string
+
+	SlackBotToken      string // secret
+	SlackSigningSecret string // secret
+	SlackAppToken      string // secret
+	SlackAPIURL        string
+
+	ConfigPath string
+	DBPath     string
+	Addr       string
+	LogFormat  string // json or text
+	LogLevel   string // debug, info, warn or error
+
+	Policy bot.Policy
+}
+
+// configError lists every configuration problem at once.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string { return strings.Join(e.problems, "; ") }
+
+// Defaults.
+const (
+	defaultSlackAPIURL = "https://slack.com/api/"
+	defaultConfigPath  = "./patbot.yaml"
+	defaultDBPath      = "./patbot.db"
+	defaultAddr        = ":8080"
+)
+
+var (
+	orgLoginRE   = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)
+	userLoginRE  = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)
+	teamSlugRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	channelIDRE  = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
+	slackUserRE  = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	yamlFieldsRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+)
+
+// loadConfig reads flags, then the environment, then the policy file, and
+// reports every problem it finds in one error.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	env := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := &Config{}
+	fs := flag.NewFlagSet("patbot serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.ConfigPath, "config", env("PATBOT_CONFIG", defaultConfigPath), "policy file (YAML); env PATBOT_CONFIG")
+	fs.StringVar(&cfg.DBPath, "db", env("PATBOT_DB", defaultDBPath), "bbolt database file; env PATBOT_DB")
+	fs.StringVar(&cfg.Addr, "addr", env("PATBOT_ADDR", defaultAddr), "listen address; env PATBOT_ADDR")
+	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &configError{[]string{err.Error()}}
+	}
+	if fs.NArg() > 0 {
+		return nil, &configError{[]string{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}}
+	}
+
+	var problems []string
+	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+
+	if raw := env("GITHUB_APP_ID", ""); raw == "" {
+		add("GITHUB_APP_ID is required")
+	} else if id, err := strconv.ParseInt(raw, 10, 64); err != nil || id <= 0 {
+		add("GITHUB_APP_ID must be a positive integer")
+	} else {
+		cfg.AppID = id
+	}
+
+	keyFile, keyText := env("GITHUB_APP_PRIVATE_KEY_FILE", ""), getenv("GITHUB_APP_PRIVATE_KEY")
+	switch {
+	case keyFile == "" && strings.TrimSpace(keyText) == "":
+		add("GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY is required")
+	case keyFile != "" && strings.TrimSpace(keyText) != "":
+		add("set only one of GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_APP_PRIVATE_KEY")
+	case keyFile != "":
+		pem, err := os.ReadFile(keyFile)
+		if err != nil {
+			add("GITHUB_APP_PRIVATE_KEY_FILE: %v", describeFileError(err))
+		} else if _, err := github.ParsePrivateKey(pem); err != nil {
+			add("GITHUB_APP_PRIVATE_KEY_FILE %s is not an RSA private key in PEM form (%v)", keyFile, err)
+		} else {
+			cfg.PrivateKey = pem
+		}
+	default:
+		// Env files often hold the PEM on one line with \n escapes.
+		if !strings.Contains(keyText, "\n") {
+			keyText = strings.ReplaceAll(keyText, `\n`, "\n")
+		}
+		if _, err := github.ParsePrivateKey([]byte(keyText)); err != nil {
+			add("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form (%v)", err)
+		} else {
+			cfg.PrivateKey = []byte(keyText)
+		}
+	}
+
+	if s := getenv("GITHUB_WEBHOOK_SECRET"); s == "" {
+		add("GITHUB_WEBHOOK_SECRET is required")
+	} else {
+		cfg.WebhookSecret = []byte(s)
+	}
+	cfg.GitHubAPIURL = env("GITHUB_API_URL", github.DefaultBaseURL)
+	if u, err := github.NormalizeBaseURL(cfg.GitHubAPIURL); err != nil {
+		add("GITHUB_API_URL: %v", err)
+	} else {
+		cfg.GitHubAPIURL = u.String()
+	}
+
+	cfg.SlackBotToken = env("SLACK_BOT_TOKEN", "")
+	cfg.SlackSigningSecret = env("SLACK_SIGNING_SECRET", "")
+	cfg.SlackAppToken = env("SLACK_APP_TOKEN", "")
+	switch {
+	case cfg.SlackBotToken == "":
+		add("SLACK_BOT_TOKEN is required")
+	case !strings.HasPrefix(cfg.SlackBotToken, "xoxb-"):
+		add("SLACK_BOT_TOKEN must be a bot token (it starts with xoxb-)")
+	}
+	if cfg.SlackAppToken != "" && !strings.HasPrefix(cfg.SlackAppToken, "xapp-") {
+		add("SLACK_APP_TOKEN must be an app-level token (it starts with xapp-)")
+	}
+	if cfg.SlackSigningSecret == "" && cfg.SlackAppToken == "" {
+		add("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
+	}
+	cfg.SlackAPIURL = env("SLACK_API_URL", defaultSlackAPIURL)
+	if u, err := github.NormalizeBaseURL(cfg.SlackAPIURL); err != nil {
+		add("SLACK_API_URL: %v", err)
+	} else {
+		cfg.SlackAPIURL = u.String()
+	}
+
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		add("listen address %q: %v", cfg.Addr, err)
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		add("-log-format must be json or text")
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		add("-log-level: %v", err)
+	}
+
+	policy, policyProblems := loadPolicy(cfg.ConfigPath)
+	cfg.Policy = policy
+	problems = append(problems, policyProblems...)
+
+	if len(problems) > 0 {
+		return nil, &configError{problems}
+	}
+	return cfg, nil
+}
+
+func describeFileError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s: %v", pe.Path, pe.Err)
+	}
+	return err.Error()
+}
+
+// policyFile is the YAML policy file.
+type policyFile struct {
+	Orgs  map[string]policyOrg `yaml:"orgs"`
+	Users map[string]string    `yaml:"users"`
+}
+
+type policyOrg struct {
+	Channel       string   `yaml:"channel"`
+	ApproverTeams []string `yaml:"approver_teams"`
+}
+
+// loadPolicy reads and checks the policy file. Unknown keys are errors: a
+// typo must not silently switch policy off.
+func loadPolicy(path string) (bot.Policy, []string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return bot.Policy{}, []string{"policy file: " + describeFileError(err)}
+	}
+	var problems []string
+	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	var f policyFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var typeErr *yaml.TypeError
+		if !errors.As(err, &typeErr) {
+			return bot.Policy{}, []string{fmt.Sprintf("policy file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))}
+		}
+		// The rest of the file was decoded: report its problems too.
+		for _, e := range typeErr.Errors {
+			add("policy file %s: %s", path, yamlFieldsRE.ReplaceAllString(e, `unknown key "$1"`))
+		}
+	}
+
+	p := bot.Policy{Orgs: map[string]bot.Org{}, Users: map[string]string{}}
+	if len(f.Orgs) == 0 {
+		add("orgs is empty: name at least one organization")
+	}
+	for _, login := range slices.Sorted(maps.Keys(f.Orgs)) {
+		o := f.Orgs[login]
+		if !orgLoginRE.MatchString(login) {
+			add("orgs.%s: not a GitHub organization login", login)
+			continue
+		}
+		switch {
+		case o.Channel == "":
+			add("orgs.%s.channel is empty", login)
+		case !channelIDRE.MatchString(o.Channel):
+			add("orgs.%s.channel %q is not a Slack channel ID (like C0123456789)", login, o.Channel)
+		}
+		for _, team := range o.ApproverTeams {
+			if !teamSlugRE.MatchString(team) {
+				add("orgs.%s.approver_teams: %q is not a team slug", login, team)
+			}
+		}
+		key := strings.ToLower(login)
+		if _, dup := p.Orgs[key]; dup {
+			add("orgs.%s: listed twice (org logins ignore case)", login)
+		}
+		p.Orgs[key] = bot.Org{Login: login, Channel: o.Channel, ApproverTeams: o.ApproverTeams}
+	}
+	for _, slackID := range slices.Sorted(maps.Keys(f.Users)) {
+		login := f.Users[slackID]
+		if !slackUserRE.MatchString(slackID) {
+			add("users.%s: not a Slack user ID (like U0123456789)", slackID)
+		}
+		if !userLoginRE.MatchString(login) {
+			add("users.%s: %q is not a GitHub login", slackID, login)
+		}
+		p.Users[slackID] = login
+	}
+	return p, problems
+}

@@ -1,0 +1,114 @@
+// Command patbot approves GitHub fine-grained personal access token requests
+// from Slack.
+//
+//	patbot [serve] [-config FILE] [-db FILE] [-addr ADDR]   run the service
+//	patbot version                                           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2 // bad arguments or configuration
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `patbot approves GitHub fine-grained personal access token requests from Slack.
+
+Usage:
+  patbot [serve] [flags]   run the service (the default)
+  patbot version           print the version
+  patbot help              show this help
+
+Run "patbot serve -h" for the flags; the README lists the environment variables.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "patbot", buildVersion())
+		return exitOK
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "patbot: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "patbot: invalid configuration: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	app, err := newApp(cfg, log, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "patbot: %v\n", err)
+		return exitFailed
+	}
+	if err := app.Run(ctx); err != nil {
+		log.Error("patbot stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}

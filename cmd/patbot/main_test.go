@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/github/githubtest"
+	"github.com/patbot/patbot/store"
+)
+
+const (
+	testWebhookSecret = "whsec-never-print-me"
+	testBotToken      = "xoxb-never-print-me"
+	testSigning       = "signing-never-print-me"
+)
+
+var (
+	keyOnce sync.Once
+	keyPEM  []byte
+)
+
+func testKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	keyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	})
+	return keyPEM
+}
+
+const goodPolicy = `
+orgs:
+  Acme:
+    channel: C0123456789
+    approver_teams: [security]
+  github-ssh-authority:
+    channel: C0000000001
+users:
+  U0123456789: octocat
+`
+
+// testEnv writes a key and a policy file and returns a complete environment.
+func testEnv(t *testing.T, policy string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, testKeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policyFile := filepath.Join(dir, "patbot.yaml")
+	if err := os.WriteFile(policyFile, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"GITHUB_APP_ID":               "1001",
+		"GITHUB_APP_PRIVATE_KEY_FILE": keyFile,
+		"GITHUB_WEBHOOK_SECRET":       testWebhookSecret,
+		"SLACK_BOT_TOKEN":             testBotToken,
+		"SLACK_SIGNING_SECRET":        testSigning,
+		"PATBOT_CONFIG":               policyFile,
+		"PATBOT_DB":                   filepath.Join(dir, "patbot.db"),
+		"PATBOT_ADDR":                 "127.0.0.1:0",
+	}
+}
+
+func getenv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+func TestConfigValid(t *testing.T) {
+	env := testEnv(t, goodPolicy)
+	cfg, err := loadConfig(nil, getenv(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AppID != 1001 || cfg.GitHubAPIURL != "https://api.github.com/" || cfg.SlackAPIURL != "https://slack.com/api/" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	acme, ok := cfg.Policy.Org("ACME")
+	if !ok || acme.Login != "Acme" || acme.Channel != "C0123456789" || len(acme.ApproverTeams) != 1 {
+		t.Errorf("acme = %+v, %v", acme, ok)
+	}
+	if cfg.Policy.Users["U0123456789"] != "octocat" {
+		t.Errorf("users = %v", cfg.Policy.Users)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	env := testEnv(t, goodPolicy)
+	env["GITHUB_API_URL"] = "https://ghe.example.com/api/v3"
+	cfg, err := loadConfig([]string{"-addr", "127.0.0.1:9999", "-db", "/tmp/other.db"}, getenv(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9999" || cfg.DBPath != "/tmp/other.db" {
+		t.Errorf("flags did not override env: %s %s", cfg.Addr, cfg.DBPath)
+	}
+	if cfg.ConfigPath != env["PATBOT_CONFIG"] {
+		t.Errorf("env did not override the default: %s", cfg.ConfigPath)
+	}
+	if cfg.GitHubAPIURL != "https://ghe.example.com/api/v3/" {
+		t.Errorf("GitHub Enterprise URL = %s", cfg.GitHubAPIURL)
+	}
+	delete(env, "PATBOT_DB")
+	cfg, _ = loadConfig(nil, getenv(env), io.Discard)
+	if cfg.DBPath != "./patbot.db" {
+		t.Errorf("default db = %s", cfg.DBPath)
+	}
+}
+
+func TestConfigKeyAsText(t *testing.T) {
+	env := testEnv(t, goodPolicy)
+	delete(env, "GITHUB_APP_PRIVATE_KEY_FILE")
+	// As env files often carry it: one line with \n escapes.
+	env["GITHUB_APP_PRIVATE_KEY"] = strings.ReplaceAll(string(testKeyPEM(t)), "\n", `\n`)
+	if _, err := loadConfig(nil, getenv(env), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigErrorsNameEveryProblemAtOnce(t *testing.T) {
+	tests := map[string]struct {
+		change func(env map[string]string)
+		policy string
+		want   []string
+	}{
+		"nothing set": {
+			change: func(env map[string]string) { clear(env) },
+			want: []string{"GITHUB_APP_ID is required", "GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY is required",
+				"GITHUB_WEBHOOK_SECRET is required", "SLACK_BOT_TOKEN is required",
+				"SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set", "policy file: ./patbot.yaml"},
+		},
+		"issue example": {
+			change: func(env map[string]string) { delete(env, "GITHUB_APP_ID") },
+			policy: "orgs:\n  acme:\n    channel: \"\"\n",
+			want:   []string{"GITHUB_APP_ID is required; orgs.acme.channel is empty"},
+		},
+		"bad values": {
+			change: func(env map[string]string) {
+				env["GITHUB_APP_ID"] = "abc"
+				env["SLACK_BOT_TOKEN"] = "xoxp-user-token-secret"
+				env["SLACK_APP_TOKEN"] = "not-an-app-token-secret"
+				env["GITHUB_API_URL"] = "api.github.com"
+				env["PATBOT_ADDR"] = "8080"
+			},
+			want: []string{"GITHUB_APP_ID must be a positive integer", "SLACK_BOT_TOKEN must be a bot token",
+				"SLACK_APP_TOKEN must be an app-level token", "GITHUB_API_URL", "listen address \"8080\""},
+		},
+		"key not PEM": {
+			change: func(env map[string]string) {
+				os.WriteFile(env["GITHUB_APP_PRIVATE_KEY_FILE"], []byte("secret-key-material"), 0o600)
+			},
+			want: []string{"is not an RSA private key in PEM form"},
+		},
+		"key not RSA": {
+			change: func(env map[string]string) {
+				delete(env, "GITHUB_APP_PRIVATE_KEY_FILE")
+				env["GITHUB_APP_PRIVATE_KEY"] = "-----BEGIN CERTIFICATE-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END CERTIFICATE-----\n"
+			},
+			want: []string{"GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form"},
+		},
+		"both key forms": {
+			change: func(env map[string]string) { env["GITHUB_APP_PRIVATE_KEY"] = string(testKeyPEM(t)) },
+			want:   []string{"set only one of GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_APP_PRIVATE_KEY"},
+		},
+		"key file missing": {
+			change: func(env map[string]string) { env["GITHUB_APP_PRIVATE_KEY_FILE"] = "/nonexistent/app.pem" },
+			want:   []string{"GITHUB_APP_PRIVATE_KEY_FILE: /nonexistent/app.pem: no such file or directory"},
+		},
+		"socket mode needs no signing secret": {
+			change: func(env map[string]string) {
+				delete(env, "SLACK_SIGNING_SECRET")
+				env["SLACK_APP_TOKEN"] = "xapp-1"
+				env["GITHUB_APP_ID"] = "0"
+			},
+			want: []string{"GITHUB_APP_ID must be a positive integer"},
+		},
+		"unknown YAML key": {
+			policy: "orgs:\n  acme:\n    chanel: C0123456789\n",
+			want:   []string{`unknown key "chanel"`, "orgs.acme.channel is empty"},
+		},
+		"unknown top-level key": {
+			policy: "orgs:\n  acme:\n    channel: C0123456789\napprovers: [x]\n",
+			want:   []string{`unknown key "approvers"`},
+		},
+		"policy values": {
+			policy: "orgs:\n  acme:\n    channel: general\n    approver_teams: [\"bad team\"]\n  ACME:\n    channel: C1234567\n  \"not/an/org\":\n    channel: C1234567\nusers:\n  alice: \"not a login\"\n",
+			want: []string{`orgs.acme.channel "general" is not a Slack channel ID`, `orgs.acme.approver_teams: "bad team" is not a team slug`,
+				"listed twice", "orgs.not/an/org: not a GitHub organization login", "users.alice: not a Slack user ID", `users.alice: "not a login" is not a GitHub login`},
+		},
+		"empty policy": {
+			policy: "",
+			want:   []string{"orgs is empty"},
+		},
+		"YAML syntax": {
+			policy: "orgs: [\n",
+			want:   []string{"policy file"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			policy := goodPolicy
+			if tc.policy != "" || name == "empty policy" {
+				policy = tc.policy
+			}
+			env := testEnv(t, policy)
+			if tc.change != nil {
+				tc.change(env)
+			}
+			var stderr bytes.Buffer
+			code := run(context.Background(), []string{"serve"}, getenv(env), io.Discard, &stderr)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitUsage, &stderr)
+			}
+			out := stderr.String()
+			if strings.Count(out, "\n") != 1 {
+				t.Errorf("want one message, got: %s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("message lacks %q:\n%s", w, out)
+				}
+			}
+			for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "secret-key-material", "c2VjcmV0", "xoxp-user-token-secret", "not-an-app-token-secret", "PRIVATE KEY"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("message leaks a secret (%s): %s", secret, out)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, getenv(nil), &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "patbot ") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+	var errOut bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, getenv(nil), io.Discard, &errOut); code != exitUsage || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %d %q", code, errOut.String())
+	}
+	if code := run(context.Background(), []string{"serve", "-h"}, getenv(nil), io.Discard, io.Discard); code != 0 {
+		t.Errorf("serve -h: %d", code)
+	}
+}
+
+// startApp runs patbot serve's wiring against a fake GitHub, as main does.
+func startApp(t *testing.T, env map[string]string, logs io.Writer) (*App, func()) {
+	t.Helper()
+	cfg, err := loadConfig(nil, getenv(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	waitFor(t, "ready", func() bool {
+		resp, err := http.Get("http://" + app.Addr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return app, stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	fake, err := githubtest.New(githubtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	env := testEnv(t, goodPolicy)
+	keyFile := filepath.Join(t.TempDir(), "fake.pem")
+	os.WriteFile(keyFile, fake.PrivateKeyPEM, 0o600)
+	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
+	env["GITHUB_API_URL"] = fake.URL
+
+	var logs syncBuffer
+	app, stop := startApp(t, env, &logs)
+	base := "http://" + app.Addr()
+
+	body, err := os.ReadFile("../../github/testdata/personal_access_token_request.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(sig string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/github/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(github.HeaderEvent, github.EventPATRequest)
+		req.Header.Set(github.HeaderDelivery, "e2e-1")
+		req.Header.Set(github.HeaderSignature, sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("sha256=00"); code != http.StatusUnauthorized {
+		t.Errorf("unsigned webhook: %d", code)
+	}
+	if code := post(github.Sign([]byte(testWebhookSecret), body)); code != http.StatusAccepted {
+		t.Fatalf("signed webhook: %d", code)
+	}
+	if code := post(github.Sign([]byte(testWebhookSecret), body)); code != http.StatusOK {
+		t.Errorf("redelivery: %d", code)
+	}
+
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/nowhere": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	for _, path := range []string{"/slack/interactions", "/slack/commands"} {
+		resp, err := http.Post(base+path, "application/x-www-form-urlencoded", strings.NewReader("x=1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf("POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`patbot_webhooks_total{action="created",event="personal_access_token_request",outcome="queued"} 1`,
+		`patbot_webhooks_total{action="created",event="personal_access_token_request",outcome="duplicate"} 1`,
+		`patbot_webhooks_total{action="other",event="personal_access_token_request",outcome="bad_signature"} 1`,
+		"patbot_queue_depth", "patbot_webhook_intake_seconds_bucket", "go_goroutines",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	waitFor(t, "job done", func() bool { return strings.Contains(logs.String(), `"msg":"job done"`) })
+	stop()
+
+	// The record outlives the process.
+	db, err := store.Open(env["PATBOT_DB"], store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := db.Request("github-ssh-authority", 415440)
+	if err != nil || r.State != store.StatePending || r.Owner != "halain987" {
+		t.Errorf("record = %+v, %v", r, err)
+	}
+	out := logs.String()
+	for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("logs leak %q", secret)
+		}
+	}
+	if !strings.Contains(out, `"msg":"webhook accepted"`) || !strings.Contains(out, `"delivery":"e2e-1"`) {
+		t.Errorf("no structured intake log line:\n%s", out)
+	}
+}
+
+func TestSecondInstanceFailsOnLockedStore(t *testing.T) {
+	env := testEnv(t, goodPolicy)
+	_, stop := startApp(t, env, io.Discard)
+	defer stop()
+
+	var stderr bytes.Buffer
+	start := time.Now()
+	code := run(context.Background(), []string{"serve"}, getenv(env), io.Discard, &stderr)
+	if code == 0 {
+		t.Fatal("second patbot started on a locked database")
+	}
+	if !strings.Contains(stderr.String(), "database is locked by another process (is another patbot running?)") {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second instance took %v to give up", d)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
