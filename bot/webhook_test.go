@@ -573,3 +573,37 @@ func TestBrokenJobIsParkedNotLost(t *testing.T) {
 		t.Fatalf("job = %+v, %v", job, err)
 	}
 }
+
+func TestReadyOnlyWhileWorkersRun(t *testing.T) {
+	h := newHarness(t, "", nil)
+	if err := h.bot.Ready(); err == nil {
+		t.Fatal("ready before the workers run")
+	}
+	h.start()
+	if err := h.bot.Ready(); err != nil {
+		t.Fatalf("not ready while running: %v", err)
+	}
+	h.stop()
+	h.stop = nil
+	if err := h.bot.Ready(); err == nil {
+		t.Fatal("ready after stopping")
+	}
+}
+
+func TestDeliveryMarkersPrunedAfterRetention(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	h := newHarness(t, "", func(d *bot.Deps) {
+		d.DeliveryRetention = 24 * time.Hour
+		d.Now = func() time.Time { return now }
+	})
+	for guid, age := range map[string]time.Duration{"old": 25 * time.Hour, "older": 72 * time.Hour, "recent": time.Hour} {
+		if _, _, err := h.db.AcceptDelivery(store.Delivery{ID: guid, ReceivedAt: now.Add(-age)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start()
+	h.eventually("old markers pruned", func() bool { n, _ := h.db.CountDeliveries(); return n == 1 })
+	if _, err := h.db.Delivery("recent"); err != nil {
+		t.Errorf("recent marker pruned: %v", err)
+	}
+}
