@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
 
@@ -52,22 +55,38 @@ func (p Policy) Org(login string) (Org, bool) {
 	return o, ok
 }
 
-// GitHub is what bot needs of GitHub.
+// GitHub is what bot needs of GitHub; *github.Client has it.
 type GitHub interface {
 	RememberInstallation(org string, installationID int64)
+	ListRequests(ctx context.Context, org string, f github.RequestFilter) ([]github.PendingRequest, error)
+	ReviewRequest(ctx context.Context, org string, requestID int64, r github.Review) error
+	OrgMembership(ctx context.Context, org, login string) (github.Membership, error)
+	TeamMembership(ctx context.Context, org, team, login string) (github.Membership, error)
 }
 
-// Deps are what New needs. Store, GitHub and WebhookSecret are required.
+var _ GitHub = (*github.Client)(nil)
+
+// Deps are what New needs. Store, GitHub, Slack, WebhookSecret and
+// SlackSigningSecret are required.
 type Deps struct {
-	Store         *store.DB
-	GitHub        GitHub
-	Policy        Policy
-	WebhookSecret []byte
-	Logger        *slog.Logger
-	Metrics       prometheus.Registerer
+	Store              *store.DB
+	GitHub             GitHub
+	Slack              Slack
+	Policy             Policy
+	WebhookSecret      []byte
+	SlackSigningSecret string
+	// GitHubWebURL is where links on cards point: https://github.com, or a
+	// GitHub Enterprise Server host. Default https://github.com.
+	GitHubWebURL string
+	Logger       *slog.Logger
+	Metrics      prometheus.Registerer
 
 	Workers   int // concurrent jobs; default 4
 	QueueSize int // unfinished jobs accepted before intake answers 503; default 10,000
+	// InteractionWorkers run approvers' decisions after Slack is
+	// acknowledged; default 8. At most 256 wait; beyond that clicks
+	// answer 503.
+	InteractionWorkers int
 	// JobTimeout bounds one attempt at a job. Default 60s.
 	JobTimeout time.Duration
 	// MaxAttempts is how many times a failing job is tried before it is
@@ -89,15 +108,23 @@ type Deps struct {
 
 // Bot is the running application.
 type Bot struct {
-	store   *store.DB
-	gh      GitHub
-	policy  Policy
-	secret  []byte
-	log     *slog.Logger
-	metrics *metrics
-	now     func() time.Time
+	store         *store.DB
+	gh            GitHub
+	slack         Slack
+	policy        Policy
+	slackByLogin  map[string]string // lower-case GitHub login -> Slack user ID
+	secret        []byte
+	signingSecret string
+	webURL        string
+	authz         *authorizer
+	cardLocks     cardLocks
+	log           *slog.Logger
+	metrics       *metrics
+	now           func() time.Time
 
 	workers      int
+	taskWorkers  int
+	tasks        chan func(context.Context)
 	jobTimeout   time.Duration
 	maxAttempts  int
 	retryBackoff time.Duration
@@ -116,11 +143,14 @@ type Bot struct {
 
 // New builds a Bot and queues the work a previous run left unfinished.
 func New(d Deps) (*Bot, error) {
-	if d.Store == nil || d.GitHub == nil {
-		return nil, errors.New("bot: Store and GitHub are required")
+	if d.Store == nil || d.GitHub == nil || d.Slack == nil {
+		return nil, errors.New("bot: Store, GitHub and Slack are required")
 	}
-	if len(d.WebhookSecret) == 0 {
-		return nil, errors.New("bot: WebhookSecret is required")
+	if len(d.WebhookSecret) == 0 || d.SlackSigningSecret == "" {
+		return nil, errors.New("bot: WebhookSecret and SlackSigningSecret are required")
+	}
+	if d.GitHubWebURL == "" {
+		d.GitHubWebURL = "https://github.com"
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -132,18 +162,33 @@ func New(d Deps) (*Bot, error) {
 		d.Now = time.Now
 	}
 	b := &Bot{
-		store:        d.Store,
-		gh:           d.GitHub,
-		policy:       d.Policy,
-		secret:       d.WebhookSecret,
-		log:          d.Logger,
-		now:          d.Now,
-		workers:      orDefault(d.Workers, 4),
-		jobTimeout:   orDefault(d.JobTimeout, 60*time.Second),
-		maxAttempts:  orDefault(d.MaxAttempts, 10),
-		retryBackoff: orDefault(d.RetryBackoff, time.Second),
-		drainTimeout: orDefault(d.DrainTimeout, 10*time.Second),
-		retention:    orDefault(d.DeliveryRetention, 8*24*time.Hour),
+		store:         d.Store,
+		gh:            d.GitHub,
+		slack:         d.Slack,
+		policy:        d.Policy,
+		slackByLogin:  map[string]string{},
+		secret:        d.WebhookSecret,
+		signingSecret: d.SlackSigningSecret,
+		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
+		authz:         newAuthorizer(d.GitHub, d.Now),
+		log:           d.Logger,
+		now:           d.Now,
+		workers:       orDefault(d.Workers, 4),
+		taskWorkers:   orDefault(d.InteractionWorkers, 8),
+		tasks:         make(chan func(context.Context), 256),
+		jobTimeout:    orDefault(d.JobTimeout, 60*time.Second),
+		maxAttempts:   orDefault(d.MaxAttempts, 10),
+		retryBackoff:  orDefault(d.RetryBackoff, time.Second),
+		drainTimeout:  orDefault(d.DrainTimeout, 10*time.Second),
+		retention:     orDefault(d.DeliveryRetention, 8*24*time.Hour),
+	}
+	// Several Slack users may map to one login; the smallest ID wins, so
+	// that mentions do not change from run to run.
+	for _, slackID := range slices.Sorted(maps.Keys(d.Policy.Users)) {
+		login := strings.ToLower(d.Policy.Users[slackID])
+		if _, dup := b.slackByLogin[login]; !dup {
+			b.slackByLogin[login] = slackID
+		}
 	}
 	unfinished, err := d.Store.JobIDs()
 	if err != nil {
@@ -185,6 +230,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	for range b.workers {
 		loops.Go(func() { b.work(ctx, workCtx) })
+	}
+	for range b.taskWorkers {
+		loops.Go(func() { b.runTasks(ctx, workCtx) })
 	}
 	loops.Go(func() { b.pruneLoop(ctx) })
 	b.running.Store(true)

@@ -19,7 +19,7 @@ var outcomeOf = map[string]store.State{
 
 // process does the work of one accepted webhook. It must be idempotent: a
 // crash between doing the work and finishing the job runs it again.
-func (b *Bot) process(_ context.Context, job store.Job) error {
+func (b *Bot) process(ctx context.Context, job store.Job) error {
 	ev, err := github.ParseRequestEvent(job.Payload)
 	if err != nil {
 		return permanent(fmt.Errorf("parse stored payload: %w", err))
@@ -27,41 +27,141 @@ func (b *Bot) process(_ context.Context, job store.Job) error {
 	b.gh.RememberInstallation(ev.Org, ev.InstallationID)
 	switch ev.Action {
 	case github.ActionCreated:
-		_, err = b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
-			applyDetails(r, ev)
-			if !exists {
-				r.SetState(store.StatePending, b.now(), store.SourceWebhook, ev.Request.Owner.Login, "requested")
-			}
-			return nil
-		})
+		return b.processCreated(ctx, ev)
 	case github.ActionApproved, github.ActionDenied, github.ActionCancelled:
-		_, err = b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
-			if !exists {
-				// Decided before patbot saw it (or auto-approved, in orgs
-				// that do not require approval): kept for the audit trail.
-				applyDetails(r, ev)
-			}
-			b.recordOutcome(r, ev)
-			return nil
-		})
-	default:
-		return permanent(fmt.Errorf("unhandled action %q", ev.Action))
+		return b.processOutcome(ctx, ev)
 	}
-	return err
+	return permanent(fmt.Errorf("unhandled action %q", ev.Action))
 }
 
-// recordOutcome applies an approved, denied or cancelled webhook. The
-// webhook that confirms a decision patbot already recorded changes nothing.
-func (b *Bot) recordOutcome(r *store.Request, ev *github.RequestEvent) {
+// processCreated records a new request, completes it from GitHub's list of
+// pending requests (the webhook lacks the reason), and posts its card.
+func (b *Bot) processCreated(ctx context.Context, ev *github.RequestEvent) error {
+	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
+		applyDetails(r, ev)
+		if !exists {
+			r.SetState(store.StatePending, b.now(), store.SourceWebhook, ev.Request.Owner.Login, "requested")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	org, ok := b.policy.Org(ev.Org)
+	if !ok || r.State != store.StatePending || r.Card.TS != "" {
+		return nil // not served, decided already, or posted already
+	}
+	pr, pending, err := b.findPending(ctx, org, r.ID)
+	if err != nil {
+		return fmt.Errorf("look up request in GitHub: %w", err)
+	}
+	_, err = b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, _ bool) error {
+		if !pending {
+			if r.State == store.StatePending {
+				r.SetState(store.StateClosed, b.now(), store.SourceWebhook, "", "not pending in GitHub when patbot looked it up")
+			}
+			return nil
+		}
+		enrich(r, pr)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !pending {
+		b.log.Info("request no longer pending in GitHub; no card posted", LogOrg, ev.Org, LogRequest, ev.Request.ID)
+		return nil
+	}
+	return b.postCard(ctx, org, ev.Request.ID)
+}
+
+// enrich completes a record with what only the list-requests endpoint says.
+func enrich(r *store.Request, pr github.PendingRequest) {
+	r.Reason = pr.Reason
+	if pr.TokenID != 0 {
+		r.TokenID = pr.TokenID
+	}
+	if pr.TokenName != "" {
+		r.TokenName = pr.TokenName
+	}
+	if empty(r.PermissionsResult) {
+		r.PermissionsResult = storePermissions(pr.Permissions)
+	}
+	if r.RepositorySelection == "" {
+		r.RepositorySelection = pr.RepositorySelection
+	}
+	if r.TokenExpiresAt == nil {
+		r.TokenExpiresAt = utcPtr(pr.TokenExpiresAt)
+	}
+}
+
+func empty(p store.Permissions) bool {
+	return len(p.Organization) == 0 && len(p.Repository) == 0 && len(p.Other) == 0
+}
+
+// processOutcome applies an approved, denied or cancelled webhook and
+// brings the card up to date.
+func (b *Bot) processOutcome(ctx context.Context, ev *github.RequestEvent) error {
+	var changed, elsewhere bool
+	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
+		if !exists {
+			// Decided before patbot saw it (or auto-approved, in orgs
+			// that do not require approval): kept for the audit trail,
+			// and no card is posted.
+			applyDetails(r, ev)
+		}
+		changed, elsewhere = b.recordOutcome(r, ev)
+		return nil
+	})
+	if err != nil || !changed {
+		return err
+	}
+	if elsewhere {
+		b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: decisionOrCancel(r.State),
+			Actor: ev.Sender.Login, Source: store.SourceWebhook, Detail: ev.Action + " in GitHub"})
+		b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceWebhook)).Inc()
+	}
+	b.log.Info("request "+ev.Action, LogOrg, r.Org, LogRequest, r.ID, LogActor, ev.Sender.Login, "elsewhere", elsewhere)
+	return b.refreshCard(ctx, r.Org, r.ID)
+}
+
+func decisionOrCancel(s store.State) string {
+	if s == store.StateCancelled {
+		return "cancel"
+	}
+	return decisionAction(s)
+}
+
+// lateConfirmation is how long after a failed attempt (a timeout, say) a
+// matching webhook is taken as GitHub having accepted that attempt after
+// all.
+const lateConfirmation = 15 * time.Minute
+
+// recordOutcome applies an approved, denied or cancelled webhook. It reports
+// whether the record changed, and whether the outcome came from outside
+// patbot. The webhook that confirms patbot's own decision changes nothing.
+func (b *Bot) recordOutcome(r *store.Request, ev *github.RequestEvent) (changed, elsewhere bool) {
 	to := outcomeOf[ev.Action]
 	if r.State == to {
-		return
+		return false, false
 	}
 	now := b.now()
-	if to != store.StateCancelled && (r.Decision == nil || r.Decision.Action != decisionAction(to)) {
+	switch {
+	case to == store.StateCancelled:
+		r.Decision = nil
+		elsewhere = true
+	case r.State == store.StateDeciding && r.Decision != nil && r.Decision.Action == decisionAction(to):
+		// patbot's own decision, confirmed before GitHub's answer arrived.
+	case r.LastAttempt != nil && r.LastAttempt.Action == decisionAction(to) && now.Sub(r.LastAttempt.At) < lateConfirmation:
+		// An attempt that looked failed (a timeout) went through.
+		r.Decision = r.LastAttempt
+	default:
 		r.Decision = &store.Decision{Action: decisionAction(to), Actor: ev.Sender.Login, At: now, Source: store.SourceWebhook}
+		elsewhere = true
 	}
+	r.LastAttempt, r.Failure = nil, ""
 	r.SetState(to, now, store.SourceWebhook, ev.Sender.Login, ev.Action+" in GitHub")
+	return true, elsewhere
 }
 
 func decisionAction(s store.State) string {

@@ -5,9 +5,31 @@ import (
 )
 
 type metrics struct {
-	webhooks *prometheus.CounterVec
-	intake   *prometheus.HistogramVec
-	jobs     *prometheus.CounterVec
+	webhooks      *prometheus.CounterVec
+	intake        *prometheus.HistogramVec
+	jobs          *prometheus.CounterVec
+	decisions     *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	slackRequests *prometheus.CounterVec
+	slackCalls    *prometheus.CounterVec
+	githubCalls   *prometheus.CounterVec
+}
+
+// slackCall counts a Slack Web API call by method and result.
+func (m *metrics) slackCall(method string, err error) {
+	m.slackCalls.WithLabelValues(method, result(err)).Inc()
+}
+
+// githubCall counts a GitHub API call by operation and result.
+func (m *metrics) githubCall(op string, err error) {
+	m.githubCalls.WithLabelValues(op, result(err)).Inc()
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
 }
 
 func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
@@ -25,12 +47,32 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 			Name: "patbot_jobs_total",
 			Help: "Attempts at webhook work by result: done, retried, parked.",
 		}, []string{"result"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_decisions_total",
+			Help: "Decisions on PAT requests by outcome (approved, denied, cancelled, failed) and source (slack, webhook).",
+		}, []string{"outcome", "source"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_refusals_total",
+			Help: "Decision attempts refused, by reason.",
+		}, []string{"reason"}),
+		slackRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_slack_requests_total",
+			Help: "Requests from Slack by route and outcome.",
+		}, []string{"route", "outcome"}),
+		slackCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_slack_calls_total",
+			Help: "Slack Web API calls by method and result.",
+		}, []string{"method", "result"}),
+		githubCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_github_calls_total",
+			Help: "GitHub API calls by operation and result.",
+		}, []string{"operation", "result"}),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "patbot_queue_depth",
 		Help: "Unfinished webhook jobs: queued, running, waiting to retry or parked.",
 	}, func() float64 { return float64(b.reserved.Load()) })
-	for _, c := range []prometheus.Collector{m.webhooks, m.intake, m.jobs, queueDepth} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.slackCalls, m.githubCalls, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package bot_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -19,11 +21,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
 )
 
-const secret = "webhook-secret-do-not-log"
+const (
+	secret        = "webhook-secret-do-not-log"
+	signingSecret = "slack-signing-secret-do-not-log"
+	slackToken    = "xoxb-test-token-do-not-log"
+)
 
 // Fixture orgs: the real created delivery is from github-ssh-authority, the
 // synthetic approved one from test-org.
@@ -39,26 +47,11 @@ type harness struct {
 	dbPath string
 	db     *store.DB
 	bot    *bot.Bot
-	gh     *fakeGitHub
+	gh     *githubtest.Server
+	slack  *slacktest.Server
 	reg    *prometheus.Registry
 	logs   *syncBuffer
 	stop   func()
-}
-
-// fakeGitHub records what the bot tells the GitHub adapter; the intake path
-// makes no GitHub calls.
-type fakeGitHub struct {
-	mu       sync.Mutex
-	installs map[string]int64
-}
-
-func (f *fakeGitHub) RememberInstallation(org string, id int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.installs == nil {
-		f.installs = map[string]int64{}
-	}
-	f.installs[org] = id
 }
 
 type syncBuffer struct {
@@ -78,6 +71,40 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+var (
+	fakeKeyOnce sync.Once
+	fakeKey     *rsa.PrivateKey
+)
+
+// newGitHub starts a fake GitHub with the fixture orgs installed and an
+// owner, alice, in each.
+func newGitHub(t *testing.T) *githubtest.Server {
+	t.Helper()
+	fakeKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		fakeKey = k
+	})
+	gh, err := githubtest.New(githubtest.Options{Key: fakeKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gh.Close)
+	for i, org := range []string{"github-ssh-authority", "test-org"} {
+		gh.AddOrg(org, int64(49956902+i))
+		gh.SetMembership(org, "alice", "admin", "active")
+	}
+	// GitHub lists the fixture's request as pending, with what the webhook
+	// lacks.
+	gh.AddRequest("github-ssh-authority", github.PendingRequest{
+		ID: 415440, Owner: github.User{Login: "halain987", ID: 18029382}, TokenID: 98716, TokenName: "release-bot",
+		Reason: "Publish releases from CI", RepositorySelection: "none",
+	})
+	return gh
+}
+
 func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	t.Helper()
 	if dbPath == "" {
@@ -87,11 +114,18 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, dbPath: dbPath, db: db, gh: &fakeGitHub{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{t: t, dbPath: dbPath, db: db, gh: newGitHub(t), slack: slacktest.New(slackToken), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	t.Cleanup(h.slack.Close)
+	client, err := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deps := bot.Deps{
-		Store: db, GitHub: h.gh, Policy: policy, WebhookSecret: []byte(secret),
-		Logger:  slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics: h.reg, RetryBackoff: 10 * time.Millisecond,
+		Store: db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
+		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 5 * time.Second}),
+		SlackSigningSecret: signingSecret,
+		Logger:             slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:            h.reg, RetryBackoff: 10 * time.Millisecond,
 	}
 	if tune != nil {
 		tune(&deps)
@@ -356,8 +390,12 @@ func TestWebhookCreatedIsDurableThenProcessed(t *testing.T) {
 		r.InstallationID != 49956902 || r.TokenExpiresAt == nil || len(r.History) != 1 {
 		t.Errorf("record = %+v", r)
 	}
-	if h.gh.installs["github-ssh-authority"] != 49956902 {
-		t.Errorf("installation not passed on: %v", h.gh.installs)
+	// Completed from GitHub's list of pending requests.
+	if r.Reason != "Publish releases from CI" || r.TokenID != 98716 || r.TokenName != "release-bot" {
+		t.Errorf("not enriched: %+v", r)
+	}
+	if n := len(h.gh.CallsTo(http.MethodGet, "/orgs/github-ssh-authority/installation")); n != 0 {
+		t.Errorf("installation looked up %d times; the webhook named it", n)
 	}
 	if got := h.counter(github.EventPATRequest, "created", "queued"); got != 1 {
 		t.Errorf("queued counted %v", got)

@@ -316,3 +316,17 @@ func retryAfter(h http.Header) time.Duration {
 	}
 	return 0
 }
+
+// WebURL returns the web address that goes with a REST base URL:
+// https://github.com for api.github.com, the host itself for GitHub
+// Enterprise Server (https://HOST/api/v3/ -> https://HOST).
+func WebURL(apiBase string) string {
+	u, err := NormalizeBaseURL(apiBase)
+	if err != nil {
+		return "https://github.com"
+	}
+	if u.Host == "api.github.com" {
+		return "https://github.com"
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -161,3 +161,16 @@ func TestTruncateReason(t *testing.T) {
 		t.Error("short reason changed")
 	}
 }
+
+func TestWebURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                "https://github.com",
+		"https://api.github.com/":         "https://github.com",
+		"https://ghe.example.com/api/v3/": "https://ghe.example.com",
+		"http://127.0.0.1:9/api/v3":       "http://127.0.0.1:9",
+	} {
+		if got := WebURL(in); got != want {
+			t.Errorf("WebURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,10 +66,21 @@ type Request struct {
 	CreatedAt      time.Time  `json:"created_at,omitzero"`
 	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
 
-	Card     Card      `json:"card,omitzero"`
+	// CardIntent is when patbot began posting the card; with no Card.TS it
+	// means a post may or may not have reached Slack.
+	CardIntent time.Time `json:"card_intent,omitzero"`
+	Card       Card      `json:"card,omitzero"`
+	// Decision is the decision GitHub took, or, while State is deciding,
+	// the one patbot is sending.
 	Decision *Decision `json:"decision,omitempty"`
-	History  []Change  `json:"history,omitempty"`
-	Updated  time.Time `json:"updated"`
+	// LastAttempt is the latest decision patbot sent, kept after a failure
+	// so that a late confirmation from GitHub is attributed to its actor.
+	LastAttempt *Decision `json:"last_attempt,omitempty"`
+	// Failure describes the latest failed attempt, shown on the card until
+	// the request is decided.
+	Failure string    `json:"failure,omitempty"`
+	History []Change  `json:"history,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // Permissions are grouped as GitHub groups them: organization, repository
@@ -178,7 +188,7 @@ func (db *DB) Requests(org string, states ...State) ([]Request, error) {
 		}
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var r Request
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := decode(v, &r); err != nil {
 				return fmt.Errorf("decode %q: %w", k, err)
 			}
 			if len(states) == 0 || slices.Contains(states, r.State) {

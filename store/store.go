@@ -36,6 +36,7 @@ var (
 	bucketDeliveryTimes = []byte("delivery_times") // received time (8 bytes) + GUID -> nil, for pruning in order
 	bucketJobs          = []byte("jobs")           // sequence (8 bytes) -> Job
 	bucketRequests      = []byte("requests")       // org + 0x00 + request id (8 bytes) -> Request
+	bucketAudit         = []byte("audit")          // sequence (8 bytes) -> AuditEvent
 
 	keySchema = []byte("schema_version")
 )
@@ -87,7 +88,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketRequests} {
+		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketRequests, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -164,6 +165,8 @@ func get(b *bolt.Bucket, key []byte, v any) error {
 	if raw == nil {
 		return ErrNotFound
 	}
-	// json.Unmarshal copies out of bbolt's memory-mapped page.
-	return json.Unmarshal(raw, v)
+	return decode(raw, v)
 }
+
+// decode copies a value out of bbolt's memory-mapped page.
+func decode(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -269,3 +269,30 @@ func TestHistoryIsBounded(t *testing.T) {
 		t.Errorf("first entry lost: %+v", r.History[0])
 	}
 }
+
+func TestAuditTrail(t *testing.T) {
+	db := mustOpen(t, "")
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	events := []AuditEvent{
+		{At: base, Kind: "decision", Org: "Acme", RequestID: 1, Action: "approve", Actor: "alice"},
+		{At: base.Add(time.Hour), Kind: "refused", Org: "acme", RequestID: 2, Actor: "mallory", Detail: "not an owner"},
+		{At: base.Add(2 * time.Hour), Kind: "decision", Org: "other", RequestID: 3, Action: "deny"},
+	}
+	for _, e := range events {
+		if err := db.AppendAudit(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := db.AuditEvents(AuditFilter{})
+	if err != nil || len(all) != 3 || all[0].Seq != 1 || all[2].Seq != 3 || all[0].Org != "acme" {
+		t.Fatalf("all = %+v, %v", all, err)
+	}
+	acme, _ := db.AuditEvents(AuditFilter{Org: "ACME"})
+	if len(acme) != 2 {
+		t.Errorf("acme events = %d", len(acme))
+	}
+	window, _ := db.AuditEvents(AuditFilter{Since: base.Add(30 * time.Minute), Until: base.Add(2 * time.Hour)})
+	if len(window) != 1 || window[0].RequestID != 2 {
+		t.Errorf("window = %+v", window)
+	}
+}

@@ -36,6 +36,9 @@ type App struct {
 // tune, when not nil, adjusts the bot's dependencies (tests use it to shorten
 // timeouts).
 func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
+	if cfg.SlackAppToken != "" {
+		return nil, errors.New("socket mode (SLACK_APP_TOKEN) is not available in this version: unset it and set SLACK_SIGNING_SECRET to receive Slack requests over HTTP")
+	}
 	db, err := store.Open(cfg.DBPath, store.Options{})
 	if err != nil {
 		return nil, err
@@ -61,12 +64,15 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := bot.Deps{
-		Store:         db,
-		GitHub:        gh,
-		Policy:        cfg.Policy,
-		WebhookSecret: cfg.WebhookSecret,
-		Logger:        log,
-		Metrics:       reg,
+		Store:              db,
+		GitHub:             gh,
+		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}),
+		Policy:             cfg.Policy,
+		WebhookSecret:      cfg.WebhookSecret,
+		SlackSigningSecret: cfg.SlackSigningSecret,
+		GitHubWebURL:       github.WebURL(cfg.GitHubAPIURL),
+		Logger:             log,
+		Metrics:            reg,
 	}
 	if tune != nil {
 		tune(&deps)
@@ -96,11 +102,8 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 func (a *App) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /github/webhook", a.bot.WebhookHandler())
-	notYet := func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "Slack interactions are not available in this version", http.StatusNotImplemented)
-	}
-	mux.HandleFunc("POST /slack/interactions", notYet)
-	mux.HandleFunc("POST /slack/commands", notYet)
+	mux.Handle("POST /slack/interactions", a.bot.InteractionsHandler())
+	mux.Handle("POST /slack/commands", a.bot.CommandsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
@@ -309,7 +310,12 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
+	fake.AddOrg("github-ssh-authority", 49956902)
+	fake.AddRequest("github-ssh-authority", github.PendingRequest{ID: 415440, Owner: github.User{Login: "halain987", ID: 18029382}})
+	slackFake := slacktest.New(testBotToken)
+	defer slackFake.Close()
 	env := testEnv(t, goodPolicy)
+	env["SLACK_API_URL"] = slackFake.URL
 	keyFile := filepath.Join(t.TempDir(), "fake.pem")
 	os.WriteFile(keyFile, fake.PrivateKeyPEM, 0o600)
 	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
@@ -356,14 +362,14 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	for _, path := range []string{"/slack/interactions", "/slack/commands"} {
+	for path, want := range map[string]int{"/slack/interactions": http.StatusUnauthorized, "/slack/commands": http.StatusUnauthorized} {
 		resp, err := http.Post(base+path, "application/x-www-form-urlencoded", strings.NewReader("x=1"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotImplemented {
-			t.Errorf("POST %s: %d", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("POST %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
 	resp, err := http.Get(base + "/metrics")

@@ -426,3 +426,12 @@ func writeValidationError(w http.ResponseWriter, field, message string) {
 }
 
 func (s *Server) String() string { return fmt.Sprintf("githubtest.Server(%s)", s.URL) }
+
+// RemoveRequest takes a request off org's pending list, as a decision made
+// elsewhere or a cancellation does.
+func (s *Server) RemoveRequest(orgLogin string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.mustOrg(orgLogin)
+	o.requests = slices.DeleteFunc(o.requests, func(r github.PendingRequest) bool { return r.ID == id })
+}

@@ -1,0 +1,353 @@
+package bot
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/patbot/patbot/store"
+)
+
+// Action IDs of the card's buttons and the deny modal's callback.
+const (
+	ActionApprove  = "pat_approve"
+	ActionDeny     = "pat_deny"
+	CallbackDeny   = "pat_deny"
+	denyReasonBlk  = "reason"
+	denyReasonElem = "reason_input"
+)
+
+// Card limits, well inside Slack's (3,000 characters a text object, 50
+// blocks, about 13,000 characters a message), whatever the requester wrote.
+const (
+	maxTokenName      = 100
+	maxReasonShown    = 1500
+	maxReposShown     = 10
+	maxPermsPerGroup  = 25
+	maxPermGroupChars = 900 // three groups stay under a section's 3,000
+	maxFailureShown   = 300
+	maxLifetimeNoFlag = 90 * 24 * time.Hour
+)
+
+// cardView is everything a request's card shows. Rendering is a pure
+// function of it.
+type cardView struct {
+	Req            store.Request
+	OrgLogin       string // as configured
+	WebURL         string // https://github.com or a GitHub Enterprise Server host
+	RequesterSlack string // Slack user ID of the requester, "" if not mapped
+	Now            time.Time
+}
+
+// escape makes text safe inside mrkdwn: Slack reads only &, < and > as
+// markup, and this is what stops <!channel>, <@U…> and links from being
+// injected by a token name or a reason.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// truncate cuts s to at most n characters, marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func mrkdwn(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
+}
+
+func plain(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, text, true, false)
+}
+
+// slackDate renders t in each reader's time zone, with a UTC fallback.
+func slackDate(t time.Time) string {
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} at {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// requestKey is the button value: the request, nothing else. Who may act
+// is decided from the clicker, never from the payload.
+func requestKey(org string, id int64) string {
+	return strings.ToLower(org) + "/" + strconv.FormatInt(id, 10)
+}
+
+func parseRequestKey(v string) (org string, id int64, ok bool) {
+	org, idText, found := strings.Cut(v, "/")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	return org, id, found && org != "" && err == nil && id > 0
+}
+
+func (c cardView) requestURL() string {
+	return fmt.Sprintf("%s/organizations/%s/settings/personal-access-token-requests/%d", c.WebURL, c.OrgLogin, c.Req.ID)
+}
+
+func (c cardView) requester() string {
+	r := c.Req
+	s := fmt.Sprintf("<%s/%s|*%s*>", c.WebURL, escape(r.Owner), escape(r.Owner))
+	if c.RequesterSlack != "" {
+		s += fmt.Sprintf(" (<@%s>)", c.RequesterSlack)
+	}
+	return s
+}
+
+func tokenName(r store.Request) string {
+	if r.TokenName == "" {
+		return "unnamed token"
+	}
+	return truncate(r.TokenName, maxTokenName)
+}
+
+// renderCard returns the card's blocks and the plain-text fallback that
+// notifications show.
+func renderCard(c cardView) ([]slack.Block, string) {
+	r := c.Req
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(plain(truncate("Fine-grained PAT request · "+c.OrgLogin, 150))),
+		slack.NewSectionBlock(mrkdwn(fmt.Sprintf("%s asks for a fine-grained personal access token to access *%s*.", c.requester(), escape(c.OrgLogin))), nil, nil),
+		slack.NewSectionBlock(nil, c.fields(), nil),
+		slack.NewSectionBlock(mrkdwn("*Reason*\n"+reasonText(r.Reason)), nil, nil),
+	}
+	if r.RepositorySelection == "subset" {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(repositoriesText(r)), nil, nil))
+	}
+	blocks = append(blocks,
+		slack.NewSectionBlock(mrkdwn("*Permissions*\n"+permissionsText(r)), nil, nil),
+		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("Request %d · <%s|Open in GitHub>", r.ID, c.requestURL()))),
+	)
+	if status := c.status(); status != "" {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(status), nil, nil))
+	}
+	if r.State == store.StatePending {
+		blocks = append(blocks, c.buttons())
+	}
+	return blocks, c.fallback()
+}
+
+func (c cardView) fields() []*slack.TextBlockObject {
+	r := c.Req
+	token := fmt.Sprintf("*Token*\n`%s`", escape(tokenName(r)))
+	if r.TokenID != 0 {
+		token += fmt.Sprintf(" (ID %d)", r.TokenID)
+	}
+	fields := []*slack.TextBlockObject{
+		mrkdwn(token),
+		mrkdwn("*Expires*\n" + expiryText(r, c.Now)),
+		mrkdwn("*Repositories*\n" + selectionText(r)),
+	}
+	if !r.CreatedAt.IsZero() {
+		fields = append(fields, mrkdwn("*Requested*\n"+slackDate(r.CreatedAt)))
+	}
+	return fields
+}
+
+func expiryText(r store.Request, now time.Time) string {
+	if r.TokenExpiresAt == nil {
+		return ":warning: *never expires*"
+	}
+	exp := *r.TokenExpiresAt
+	s := exp.UTC().Format("2006-01-02") + " (" + relative(exp, now) + ")"
+	if !r.CreatedAt.IsZero() && exp.Sub(r.CreatedAt) > maxLifetimeNoFlag {
+		s += fmt.Sprintf("\n:warning: lifetime of %d days, over 90", int(exp.Sub(r.CreatedAt).Hours()/24))
+	}
+	return s
+}
+
+// relative says how far t is from now: "in 30 days", "expired 2 hours ago".
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	past := d < 0
+	if past {
+		d = -d
+	}
+	var amount string
+	switch {
+	case d >= 48*time.Hour:
+		amount = fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		amount = fmt.Sprintf("%d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		amount = fmt.Sprintf("%d minutes", int(d.Minutes()))
+	default:
+		amount = "moments"
+	}
+	if past {
+		return "expired " + amount + " ago"
+	}
+	return "in " + amount
+}
+
+func selectionText(r store.Request) string {
+	switch r.RepositorySelection {
+	case "all":
+		return "all repositories (current and future)"
+	case "subset":
+		n := max(r.RepositoryCount, len(r.Repositories))
+		if n == 1 {
+			return "1 selected repository"
+		}
+		return fmt.Sprintf("%d selected repositories", n)
+	default:
+		return "none (organization permissions only)"
+	}
+}
+
+func reasonText(reason string) string {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return "_no reason given_"
+	}
+	return ">" + strings.ReplaceAll(escape(truncate(reason, maxReasonShown)), "\n", "\n>")
+}
+
+func repositoriesText(r store.Request) string {
+	total := max(r.RepositoryCount, len(r.Repositories))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*Selected repositories (%d)*", total)
+	for _, name := range r.Repositories[:min(len(r.Repositories), maxReposShown)] {
+		fmt.Fprintf(&b, "\n• `%s`", escape(truncate(name, 140)))
+	}
+	if more := total - min(len(r.Repositories), maxReposShown); more > 0 {
+		fmt.Fprintf(&b, "\n…and %d more", more)
+	}
+	return b.String()
+}
+
+func permissionsText(r store.Request) string {
+	groups := []struct {
+		name             string
+		result, upgraded map[string]string
+	}{
+		{"Organization", r.PermissionsResult.Organization, r.PermissionsUpgraded.Organization},
+		{"Repository", r.PermissionsResult.Repository, r.PermissionsUpgraded.Repository},
+		{"Other", r.PermissionsResult.Other, r.PermissionsUpgraded.Other},
+	}
+	var lines []string
+	for _, g := range groups {
+		if len(g.result) == 0 {
+			continue
+		}
+		names := slices.Sorted(maps.Keys(g.result))
+		var parts []string
+		chars := 0
+		for _, name := range names {
+			part := fmt.Sprintf("`%s: %s`", escape(truncate(name, 60)), escape(truncate(g.result[name], 20)))
+			if _, up := g.upgraded[name]; up {
+				part += " (upgrade)"
+			}
+			chars += utf8.RuneCountInString(part) + 2
+			if len(parts) == maxPermsPerGroup || chars > maxPermGroupChars {
+				break
+			}
+			parts = append(parts, part)
+		}
+		if more := len(names) - len(parts); more > 0 {
+			parts = append(parts, fmt.Sprintf("and %d more", more))
+		}
+		lines = append(lines, fmt.Sprintf("*%s:* %s", g.name, strings.Join(parts, ", ")))
+	}
+	if len(lines) == 0 {
+		return "_none listed_"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// decider names who decided: the Slack approver when patbot decided,
+// otherwise the GitHub login.
+func decider(d *store.Decision) string {
+	if d.SlackUser != "" {
+		return fmt.Sprintf("<@%s> (%s)", d.SlackUser, escape(d.Actor))
+	}
+	return escape(d.Actor)
+}
+
+// status is the line that says where the request stands, or "" for a
+// pending request without a failure to report.
+func (c cardView) status() string {
+	r := c.Req
+	d := r.Decision
+	switch r.State {
+	case store.StatePending:
+		if r.Failure != "" {
+			return ":warning: " + escape(truncate(r.Failure, maxFailureShown))
+		}
+		return ""
+	case store.StateDeciding:
+		if d != nil {
+			return fmt.Sprintf(":hourglass_flowing_sand: %s is sending a decision to GitHub…", decider(d))
+		}
+	case store.StateApproved, store.StateDenied:
+		verb := "Approved"
+		emoji := ":white_check_mark:"
+		if r.State == store.StateDenied {
+			verb, emoji = "Denied", ":x:"
+		}
+		if d == nil {
+			return fmt.Sprintf("%s *%s* in GitHub", emoji, verb)
+		}
+		where := ""
+		if d.Source != store.SourceSlack {
+			where = " in GitHub"
+		}
+		s := fmt.Sprintf("%s *%s*%s by %s · %s", emoji, verb, where, decider(d), slackDate(d.At))
+		if r.State == store.StateDenied && d.Reason != "" {
+			s += "\n>" + strings.ReplaceAll(escape(truncate(d.Reason, maxReasonShown)), "\n", "\n>")
+		}
+		return s
+	case store.StateCancelled:
+		return ":no_entry_sign: *Cancelled* by the requester" + at(r)
+	case store.StateClosed:
+		return ":white_circle: *No longer pending* in GitHub: it was decided or withdrawn elsewhere" + at(r)
+	case store.StateFailed:
+		return ":warning: " + escape(truncate(r.Failure, maxFailureShown))
+	}
+	return ""
+}
+
+// at is " · <date of the last change>" for states that carry no decision.
+func at(r store.Request) string {
+	if len(r.History) == 0 {
+		return ""
+	}
+	return " · " + slackDate(r.History[len(r.History)-1].At)
+}
+
+func (c cardView) buttons() slack.Block {
+	r := c.Req
+	value := requestKey(c.OrgLogin, r.ID)
+	approve := slack.NewButtonBlockElement(ActionApprove, value, plain("Approve"))
+	approve.Style = slack.StylePrimary
+	approve.Confirm = slack.NewConfirmationBlockObject(
+		plain("Approve this token?"),
+		plain(truncate(fmt.Sprintf("%s's token “%s” will get the listed access to %s.", r.Owner, tokenName(r), c.OrgLogin), 300)),
+		plain("Approve"),
+		plain("Cancel"),
+	)
+	deny := slack.NewButtonBlockElement(ActionDeny, value, plain("Deny…"))
+	deny.Style = slack.StyleDanger
+	return slack.NewActionBlock("", approve, deny)
+}
+
+func (c cardView) fallback() string {
+	r := c.Req
+	s := fmt.Sprintf("Fine-grained PAT request from %s for %s: %s", escape(r.Owner), escape(c.OrgLogin), escape(tokenName(r)))
+	switch r.State {
+	case store.StateApproved:
+		s += " (approved)"
+	case store.StateDenied:
+		s += " (denied)"
+	case store.StateCancelled:
+		s += " (cancelled)"
+	case store.StateClosed:
+		s += " (no longer pending)"
+	}
+	return s
+}

@@ -1,0 +1,211 @@
+package bot
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var cardNow = time.Date(2024, 4, 23, 15, 0, 0, 0, time.UTC)
+
+// fixtureRequest is the record patbot keeps for the real created delivery,
+// enriched the way the list-requests endpoint enriches it.
+func fixtureRequest(t *testing.T) store.Request {
+	t.Helper()
+	raw, err := os.ReadFile("../github/testdata/personal_access_token_request.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := github.ParseRequestEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := store.Request{Org: "github-ssh-authority", ID: ev.Request.ID}
+	applyDetails(&r, ev)
+	r.SetState(store.StatePending, ev.Request.CreatedAt, store.SourceWebhook, r.Owner, "requested")
+	return r
+}
+
+func richRequest(t *testing.T) store.Request {
+	r := fixtureRequest(t)
+	r.TokenID, r.TokenName, r.Reason = 98716, "deploy-bot", "Needed to publish releases\nfrom CI."
+	r.RepositorySelection, r.RepositoryCount = "subset", 15
+	for _, n := range []string{"api", "web", "cli", "docs", "infra", "mobile", "sdk-go", "sdk-js", "sdk-py", "terraform", "charts", "site"} {
+		r.Repositories = append(r.Repositories, "github-ssh-authority/"+n)
+	}
+	r.PermissionsResult = store.Permissions{
+		Organization: map[string]string{"members": "read"},
+		Repository:   map[string]string{"contents": "write", "metadata": "read", "pull_requests": "write"},
+		Other:        map[string]string{"gists": "write"},
+	}
+	r.PermissionsUpgraded = store.Permissions{Repository: map[string]string{"contents": "write"}}
+	return r
+}
+
+func decided(r store.Request, state store.State, d *store.Decision) store.Request {
+	r.Decision = d
+	r.SetState(state, d.At, d.Source, d.Actor, "")
+	return r
+}
+
+func TestCardGolden(t *testing.T) {
+	at := time.Date(2024, 4, 23, 17, 5, 0, 0, time.UTC)
+	slackApproval := &store.Decision{Action: "approve", Actor: "alice", SlackUser: "U0ALICE", At: at, Source: store.SourceSlack}
+	slackDenial := &store.Decision{Action: "deny", Actor: "alice", SlackUser: "U0ALICE", At: at, Source: store.SourceSlack, Reason: "Too broad: ask for <contents> on one repo & retry."}
+	githubApproval := &store.Decision{Action: "approve", Actor: "an-owner", At: at, Source: store.SourceWebhook}
+	noExpiry := richRequest(t)
+	noExpiry.TokenExpiresAt = nil
+	longLived := richRequest(t)
+	far := longLived.CreatedAt.Add(366 * 24 * time.Hour)
+	longLived.TokenExpiresAt = &far
+	failed := richRequest(t)
+	failed.Failure = "alice tried to approve, but GitHub answered 502 Bad Gateway. Try again."
+	cancelled := fixtureRequest(t)
+	cancelled.SetState(store.StateCancelled, at, store.SourceWebhook, "halain987", "cancelled in GitHub")
+	closed := fixtureRequest(t)
+	closed.SetState(store.StateClosed, at, store.SourceSlack, "alice", "GitHub: no longer pending")
+
+	deciding := richRequest(t)
+	deciding.Decision = slackApproval
+	deciding.SetState(store.StateDeciding, at, store.SourceSlack, "alice", "approve")
+
+	cases := map[string]cardView{
+		"deciding":           {Req: deciding},
+		"pending-fixture":    {Req: fixtureRequest(t)},
+		"pending-rich":       {Req: richRequest(t), RequesterSlack: "U0HALAIN"},
+		"pending-no-expiry":  {Req: noExpiry},
+		"pending-long-lived": {Req: longLived},
+		"pending-failure":    {Req: failed},
+		"approved-slack":     {Req: decided(richRequest(t), store.StateApproved, slackApproval), RequesterSlack: "U0HALAIN"},
+		"denied-slack":       {Req: decided(richRequest(t), store.StateDenied, slackDenial)},
+		"approved-github":    {Req: decided(fixtureRequest(t), store.StateApproved, githubApproval)},
+		"cancelled":          {Req: cancelled},
+		"no-longer-pending":  {Req: closed},
+	}
+	for name, view := range cases {
+		t.Run(name, func(t *testing.T) {
+			view.OrgLogin, view.WebURL, view.Now = "github-ssh-authority", "https://github.com", cardNow
+			blocks, text := renderCard(view)
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false) // readable golden files
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(map[string]any{"text": text, "blocks": blocks}); err != nil {
+				t.Fatal(err)
+			}
+			got := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+			raw, _ := json.Marshal(blocks)
+			if e := slacktest.ValidateMessage(text, raw); e != "" {
+				t.Errorf("Slack would refuse this card: %s", e)
+			}
+			golden(t, filepath.Join("testdata", "cards", name+".json"), got)
+		})
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	got = append(got, '\n')
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bot -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from what was rendered; if the change is intended, run with -update.\ngot:\n%s", path, got)
+	}
+}
+
+func TestCardEscapesRequesterText(t *testing.T) {
+	r := richRequest(t)
+	r.TokenName = "<!channel> & <@U999|boss>"
+	r.Reason = "click <https://evil.example|here> <!here>"
+	r.Repositories = []string{"org/<!everyone>"}
+	r.PermissionsResult.Repository = map[string]string{"<@U1>": "write"}
+	blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+	raw, _ := json.Marshal(blocks)
+	out := string(raw) + text
+	for _, bad := range []string{"<!channel>", "<@U999", "<https://evil", "<!here>", "<!everyone>", "<@U1>"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("card contains unescaped %q", bad)
+		}
+	}
+	for _, want := range []string{"&lt;!channel&gt; &amp; &lt;@U999|boss&gt;", "&lt;https://evil.example|here&gt;"} {
+		if !strings.Contains(out, want) && !strings.Contains(out, strings.ReplaceAll(want, "&", `\u0026`)) {
+			t.Errorf("card lacks escaped %q", want)
+		}
+	}
+}
+
+func TestCardStaysWithinSlackLimits(t *testing.T) {
+	r := richRequest(t)
+	r.TokenName = strings.Repeat("n", 5000)
+	r.Reason = strings.Repeat("why not? ", 2000)
+	r.Repositories = nil
+	for i := range 1000 {
+		r.Repositories = append(r.Repositories, strings.Repeat("r", 90)+string(rune('a'+i%26)))
+	}
+	r.RepositoryCount = 1000
+	perms := map[string]string{}
+	for i := range 200 {
+		perms[strings.Repeat("p", 50)+string(rune('a'+i%26))+string(rune('a'+i/26))] = "write"
+	}
+	r.PermissionsResult = store.Permissions{Organization: perms, Repository: perms, Other: perms}
+	for _, state := range []store.State{store.StatePending, store.StateDenied} {
+		r := r
+		if state == store.StateDenied {
+			r = decided(r, state, &store.Decision{Action: "deny", Actor: "a", SlackUser: "U1", At: cardNow, Source: store.SourceSlack, Reason: strings.Repeat("x", 1024)})
+		}
+		blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+		raw, _ := json.Marshal(blocks)
+		if e := slacktest.ValidateMessage(text, raw); e != "" {
+			t.Errorf("%s: Slack would refuse: %s (%d bytes)", state, e, len(raw))
+		}
+		if !strings.Contains(string(raw), "…and 990 more") || !regexp.MustCompile(`and 1[0-9]{2} more`).Match(raw) {
+			t.Errorf("%s: long lists are not summarised with counts", state)
+		}
+	}
+}
+
+func TestRelative(t *testing.T) {
+	now := cardNow
+	for d, want := range map[time.Duration]string{
+		30 * 24 * time.Hour: "in 30 days",
+		5 * time.Hour:       "in 5 hours",
+		-3 * 24 * time.Hour: "expired 3 days ago",
+		30 * time.Second:    "in moments",
+	} {
+		if got := relative(now.Add(d), now); got != want {
+			t.Errorf("relative(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestRequestKeyRoundTrip(t *testing.T) {
+	org, id, ok := parseRequestKey(requestKey("Acme", 42))
+	if !ok || org != "acme" || id != 42 {
+		t.Errorf("got %q %d %v", org, id, ok)
+	}
+	for _, bad := range []string{"", "acme", "acme/", "/42", "acme/x", "acme/-1"} {
+		if _, _, ok := parseRequestKey(bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

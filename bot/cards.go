@@ -1,0 +1,155 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+
+	"github.com/slack-go/slack"
+
+	"github.com/patbot/patbot/store"
+)
+
+// cardMetadataType tags patbot's cards with Slack message metadata naming
+// the request, so a card can be found in a channel's history.
+const cardMetadataType = "patbot_pat_request"
+
+// cardLocks serialise the updates of one request's card: each update renders
+// the record as it is when the lock is held, so the last update shows the
+// latest state whatever order concurrent paths finish in.
+type cardLocks [64]sync.Mutex
+
+func (l *cardLocks) lock(org string, id int64) func() {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", strings.ToLower(org), id)
+	m := &l[h.Sum32()%uint32(len(l))]
+	m.Lock()
+	return m.Unlock
+}
+
+func (b *Bot) cardView(r store.Request) cardView {
+	login := r.Org
+	if o, ok := b.policy.Org(r.Org); ok {
+		login = o.Login
+	}
+	return cardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
+}
+
+// slackUserOf returns the Slack user mapped to a GitHub login, or "".
+func (b *Bot) slackUserOf(login string) string {
+	return b.slackByLogin[strings.ToLower(login)]
+}
+
+func cardOptions(blocks []slack.Block, text string) []slack.MsgOption {
+	return []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
+}
+
+// postCard posts a request's card to its org's channel and records where it
+// is. The intent is recorded first, so that a crash between posting and
+// recording is visible.
+func (b *Bot) postCard(ctx context.Context, org Org, id int64) error {
+	unlock := b.cardLocks.lock(org.Login, id)
+	defer unlock()
+	r, err := b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
+		r.CardIntent = b.now()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if r.Card.TS != "" {
+		return nil
+	}
+	blocks, text := renderCard(b.cardView(r))
+	opts := append(cardOptions(blocks, text), slack.MsgOptionMetadata(slack.SlackMetadata{
+		EventType:    cardMetadataType,
+		EventPayload: map[string]any{"org": r.Org, "request_id": r.ID},
+	}))
+	channel, ts, err := b.slack.PostMessageContext(ctx, org.Channel, opts...)
+	b.metrics.slackCall("chat.postMessage", err)
+	if err != nil {
+		return fmt.Errorf("post card to %s: %w", org.Channel, err)
+	}
+	r, err = b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
+		r.Card = store.Card{Channel: channel, TS: ts}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.log.Info("card posted", LogOrg, r.Org, LogRequest, r.ID, "channel", channel, "ts", ts)
+	if r.State != store.StatePending {
+		// Decided or cancelled while the card was being posted.
+		return b.updateCardLocked(ctx, r)
+	}
+	return nil
+}
+
+// refreshCard renders a request's card from its record and updates it in
+// Slack. A request without a card has nothing to refresh.
+func (b *Bot) refreshCard(ctx context.Context, org string, id int64) error {
+	unlock := b.cardLocks.lock(org, id)
+	defer unlock()
+	r, err := b.store.Request(org, id)
+	if err != nil {
+		return err
+	}
+	return b.updateCardLocked(ctx, r)
+}
+
+func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
+	if r.Card.TS == "" {
+		return nil
+	}
+	blocks, text := renderCard(b.cardView(r))
+	_, _, _, err := b.slack.UpdateMessageContext(ctx, r.Card.Channel, r.Card.TS, cardOptions(blocks, text)...)
+	b.metrics.slackCall("chat.update", err)
+	if err != nil {
+		return fmt.Errorf("update card %s/%s: %w", r.Card.Channel, r.Card.TS, err)
+	}
+	return nil
+}
+
+// tell sends a message only user sees, in channel.
+func (b *Bot) tell(ctx context.Context, channel, user, text string) {
+	if channel == "" || user == "" {
+		return
+	}
+	_, err := b.slack.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, false))
+	b.metrics.slackCall("chat.postEphemeral", err)
+	if err != nil {
+		b.log.Warn("cannot send an ephemeral message", "channel", channel, "slack_user", user, "err", err)
+	}
+}
+
+// notifyRequester sends the requester a direct message about patbot's
+// decision, when their Slack account is known.
+func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
+	user := b.slackUserOf(r.Owner)
+	if user == "" || r.Decision == nil {
+		return
+	}
+	ch, _, _, err := b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+	b.metrics.slackCall("conversations.open", err)
+	if err != nil {
+		b.log.Warn("cannot open a DM with the requester", "slack_user", user, "err", err)
+		return
+	}
+	view := b.cardView(r)
+	verb := "approved"
+	if r.State == store.StateDenied {
+		verb = "denied"
+	}
+	text := fmt.Sprintf("Your fine-grained token request “%s” for *%s* was %s by %s.", escape(tokenName(r)), escape(view.OrgLogin), verb, decider(r.Decision))
+	if r.State == store.StateDenied && r.Decision.Reason != "" {
+		text += "\n>" + strings.ReplaceAll(escape(truncate(r.Decision.Reason, maxReasonShown)), "\n", "\n>")
+	}
+	text += fmt.Sprintf("\n<%s|Open in GitHub>", view.requestURL())
+	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
+	b.metrics.slackCall("chat.postMessage", err)
+	if err != nil {
+		b.log.Warn("cannot DM the requester", "slack_user", user, "err", err)
+	}
+}

@@ -1,0 +1,282 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+// decisionRequest is an approver's click, as patbot received it.
+type decisionRequest struct {
+	org       string // as in the button value, lower case
+	id        int64
+	action    string // github.ActionApprove or github.ActionDeny
+	reason    string // deny only
+	slackUser string
+	channel   string // where to answer the approver
+}
+
+var (
+	errNoRecord = errors.New("no record of this request")
+	errTaken    = errors.New("request is not pending")
+)
+
+// approver is a Slack user allowed to decide one request.
+type approver struct {
+	org   Org
+	login string
+	why   string
+}
+
+// checkApprover decides whether d.slackUser may decide the request. It
+// returns the refusal to show the user, or "" with the approver. Every
+// refusal is recorded in the audit trail.
+func (b *Bot) checkApprover(ctx context.Context, d decisionRequest) (approver, string) {
+	refuse := func(detail, text string, login string) (approver, string) {
+		b.audit(store.AuditEvent{Kind: "refused", Org: d.org, RequestID: d.id, Action: d.action, Actor: login,
+			SlackUser: d.slackUser, Source: store.SourceSlack, Detail: detail})
+		b.metrics.refusals.WithLabelValues(detail).Inc()
+		b.log.Info("decision refused", LogOrg, d.org, LogRequest, d.id, "slack_user", d.slackUser, LogActor, login, "why", detail)
+		return approver{}, text
+	}
+	org, ok := b.policy.Org(d.org)
+	if !ok {
+		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", escape(d.org)), "")
+	}
+	login, ok := b.policy.Users[d.slackUser]
+	if !ok {
+		return refuse("slack user not mapped", fmt.Sprintf("Your Slack account is not linked to a GitHub login, so patbot cannot check that you may decide. "+
+			"Ask whoever runs patbot to add `%s: <your GitHub login>` under `users` in its policy file. Nothing was changed.", d.slackUser), "")
+	}
+	r, err := b.store.Request(d.org, d.id)
+	if err != nil {
+		return refuse("no record", fmt.Sprintf("patbot has no record of request %d. Nothing was changed.", d.id), login)
+	}
+	if r.State != store.StatePending {
+		return approver{}, b.alreadyText(r)
+	}
+	if strings.EqualFold(login, r.Owner) {
+		return refuse("own request", "You cannot decide your own token request: another approver has to. Nothing was changed.", login)
+	}
+	v, err := b.authz.check(ctx, org, login)
+	if err != nil {
+		b.log.Warn("cannot check approver with GitHub", LogOrg, org.Login, LogActor, login, "err", err)
+		return refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was changed; try again in a minute.", describeGitHubError(err)), login)
+	}
+	if !v.allowed {
+		return refuse("not authorized", fmt.Sprintf("Only owners of %s%s may decide token requests, and GitHub says %s. Nothing was changed.",
+			escape(org.Login), teamsClause(org), escape(v.why)), login)
+	}
+	return approver{org: org, login: login, why: v.why}, ""
+}
+
+func teamsClause(org Org) string {
+	if len(org.ApproverTeams) == 0 {
+		return ""
+	}
+	return " and members of its approver teams (" + escape(strings.Join(org.ApproverTeams, ", ")) + ")"
+}
+
+// alreadyText tells a late clicker where the request stands.
+func (b *Bot) alreadyText(r store.Request) string {
+	d := r.Decision
+	switch r.State {
+	case store.StateDeciding:
+		if d != nil {
+			return fmt.Sprintf("%s is already deciding this request.", decider(d))
+		}
+	case store.StateApproved, store.StateDenied:
+		verb := map[store.State]string{store.StateApproved: "approved", store.StateDenied: "denied"}[r.State]
+		if d != nil {
+			where := ""
+			if d.Source != store.SourceSlack {
+				where = " in GitHub"
+			}
+			return fmt.Sprintf("This request was already %s%s by %s.", verb, where, decider(d))
+		}
+		return "This request was already " + verb + " in GitHub."
+	case store.StateCancelled:
+		return "The requester cancelled this request."
+	}
+	return "This request is no longer pending in GitHub."
+}
+
+// decide carries out an approver's decision: check who asks, claim the
+// request so that no one else decides it, send the review to GitHub, and
+// show the outcome. It runs after Slack has been acknowledged.
+func (b *Bot) decide(ctx context.Context, d decisionRequest) {
+	log := b.log.With(LogOrg, d.org, LogRequest, d.id, LogAction, d.action, "slack_user", d.slackUser)
+	who, refusal := b.checkApprover(ctx, d)
+	if refusal != "" {
+		b.tell(ctx, d.channel, d.slackUser, refusal)
+		return
+	}
+	log = log.With(LogActor, who.login)
+	claim := &store.Decision{Action: d.action, Actor: who.login, SlackUser: d.slackUser, Reason: d.reason, At: b.now(), Source: store.SourceSlack}
+	var current store.Request
+	_, err := b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, exists bool) error {
+		if !exists {
+			return errNoRecord
+		}
+		if r.State != store.StatePending {
+			current = *r
+			return errTaken
+		}
+		r.Decision, r.LastAttempt, r.Failure = claim, claim, ""
+		r.SetState(store.StateDeciding, claim.At, store.SourceSlack, who.login, d.action)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errTaken):
+		// Another approver, a double click, or GitHub got there first.
+		b.tell(ctx, d.channel, d.slackUser, b.alreadyText(current))
+		return
+	case err != nil:
+		log.Error("cannot claim request", "err", err)
+		b.tell(ctx, d.channel, d.slackUser, "patbot could not record your decision. Nothing was changed; try again.")
+		return
+	}
+
+	err = b.gh.ReviewRequest(ctx, who.org.Login, d.id, github.Review{Action: d.action, Reason: d.reason})
+	b.metrics.githubCall("review", err)
+	b.settle(ctx, log, who, d, claim, err)
+}
+
+// settle records what GitHub answered to a review and shows it.
+func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
+	org := who.org.Login
+	final := store.StateApproved
+	if d.action == github.ActionDeny {
+		final = store.StateDenied
+	}
+	status := github.StatusCode(reviewErr)
+	switch {
+	case reviewErr == nil:
+		r, err := b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
+			// The webhook that confirms this decision may have come first.
+			if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+				r.Decision.At = b.now()
+				r.LastAttempt = nil
+				r.SetState(final, r.Decision.At, store.SourceSlack, who.login, "GitHub accepted the review")
+			}
+			return nil
+		})
+		if err != nil {
+			log.Error("GitHub took the decision but patbot could not record it", "err", err)
+		}
+		b.audit(store.AuditEvent{Kind: "decision", Org: org, RequestID: d.id, Action: d.action, Actor: who.login,
+			SlackUser: d.slackUser, Source: store.SourceSlack, Reason: d.reason, Detail: "authorized as " + who.why})
+		b.metrics.decisions.WithLabelValues(string(final), string(store.SourceSlack)).Inc()
+		log.Info("decision made", "state", final)
+		b.showCard(ctx, log, org, d.id)
+		b.notifyRequester(ctx, r)
+
+	case status == http.StatusNotFound || status == http.StatusUnprocessableEntity:
+		// Maybe already handled: ask GitHub whether it is still pending.
+		_, pending, err := b.findPending(ctx, who.org, d.id)
+		if err == nil && !pending {
+			b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
+				if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+					r.Decision = nil
+					r.SetState(store.StateClosed, b.now(), store.SourceSlack, who.login, "GitHub: no longer pending")
+				}
+				return nil
+			})
+			b.audit(store.AuditEvent{Kind: "failed", Org: org, RequestID: d.id, Action: d.action, Actor: who.login,
+				SlackUser: d.slackUser, Source: store.SourceSlack, Detail: "no longer pending in GitHub"})
+			log.Info("request no longer pending in GitHub", "status", status)
+			b.showCard(ctx, log, org, d.id)
+			b.tell(ctx, d.channel, d.slackUser, "GitHub says this request is no longer pending: it was decided or withdrawn elsewhere. Nothing was changed.")
+			return
+		}
+		b.fail(ctx, log, who, d, claim, reviewErr)
+
+	default:
+		b.fail(ctx, log, who, d, claim, reviewErr)
+	}
+}
+
+// fail puts a claimed request back to pending after GitHub did not take
+// the review, and says so on the card, whose buttons stay usable.
+func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
+	verb := map[string]string{github.ActionApprove: "approve", github.ActionDeny: "deny"}[d.action]
+	why := describeGitHubError(reviewErr)
+	failure := fmt.Sprintf("%s tried to %s at %s, but %s. Nothing was decided; try again.", who.login, verb, b.now().UTC().Format("15:04 UTC"), why)
+	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
+		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+			r.Decision, r.Failure = nil, failure
+			r.SetState(store.StatePending, b.now(), store.SourceSlack, who.login, "GitHub: "+why)
+		}
+		return nil
+	})
+	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
+		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why})
+	b.metrics.decisions.WithLabelValues("failed", string(store.SourceSlack)).Inc()
+	log.Warn("GitHub did not take the decision", "err", reviewErr)
+	b.showCard(ctx, log, who.org.Login, d.id)
+	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your decision did not go through: %s. Nothing was decided; the buttons still work.", why))
+}
+
+func (b *Bot) showCard(ctx context.Context, log *slog.Logger, org string, id int64) {
+	if err := b.refreshCard(ctx, org, id); err != nil {
+		log.Warn("cannot update the card", "err", err)
+	}
+}
+
+func sameDecision(a, b *store.Decision) bool {
+	return a != nil && b != nil && a.Action == b.Action && a.SlackUser == b.SlackUser && a.At.Equal(b.At)
+}
+
+// describeGitHubError says what went wrong in words fit for Slack.
+func describeGitHubError(err error) string {
+	var apiErr *github.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.RateLimited:
+		if apiErr.RetryAfter > 0 {
+			return fmt.Sprintf("GitHub's rate limit was reached (it resets in %s)", apiErr.RetryAfter.Round(time.Second))
+		}
+		return "GitHub's rate limit was reached"
+	case errors.As(err, &apiErr):
+		return fmt.Sprintf("GitHub answered %d %s", apiErr.StatusCode, http.StatusText(apiErr.StatusCode))
+	case errors.Is(err, context.DeadlineExceeded):
+		return "GitHub did not answer in time"
+	default:
+		return "GitHub could not be reached"
+	}
+}
+
+// findPending looks a request up in GitHub's list of pending requests.
+func (b *Bot) findPending(ctx context.Context, org Org, id int64) (github.PendingRequest, bool, error) {
+	r, err := b.store.Request(org.Login, id)
+	if err != nil {
+		return github.PendingRequest{}, false, err
+	}
+	f := github.RequestFilter{Owners: []string{r.Owner}}
+	if r.TokenID != 0 {
+		f = github.RequestFilter{TokenIDs: []int64{r.TokenID}}
+	}
+	items, err := b.gh.ListRequests(ctx, org.Login, f)
+	b.metrics.githubCall("list_requests", err)
+	if err != nil {
+		return github.PendingRequest{}, false, err
+	}
+	for _, it := range items {
+		if it.ID == id {
+			return it, true, nil
+		}
+	}
+	return github.PendingRequest{}, false, nil
+}
+
+func (b *Bot) audit(e store.AuditEvent) {
+	if err := b.store.AppendAudit(e); err != nil {
+		b.log.Error("cannot append to the audit trail", "err", err, LogOrg, e.Org, LogRequest, e.RequestID, "kind", e.Kind)
+	}
+}

@@ -1,0 +1,137 @@
+package bot_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/github/githubtest"
+	"github.com/patbot/patbot/store"
+)
+
+const cardChannel = "C0000000001"
+
+// withApprovers maps Slack users to GitHub logins.
+func withApprovers(d *bot.Deps) {
+	d.Policy = bot.Policy{Orgs: policy.Orgs, Users: map[string]string{"U0ALICE": "alice", "U0HAL": "halain987"}}
+}
+
+// posted delivers the fixture's created webhook and waits for its card.
+func (h *harness) posted() slacktest.Message {
+	h.t.Helper()
+	h.deliver(github.EventPATRequest, "created", fixture(h.t, "personal_access_token_request.created.json"))
+	h.eventually("card posted", func() bool { return len(h.slack.Messages(cardChannel)) == 1 })
+	return h.slack.Messages(cardChannel)[0]
+}
+
+func (h *harness) click(user, actionID string) int {
+	h.t.Helper()
+	card := h.slack.Messages(cardChannel)[0]
+	form := slacktest.BlockActionPayload(user, cardChannel, card.TS, actionID, "github-ssh-authority/415440")
+	rec := httptest.NewRecorder()
+	h.bot.InteractionsHandler().ServeHTTP(rec, slacktest.SignedRequest(signingSecret, "/slack/interactions", time.Now(), form))
+	return rec.Code
+}
+
+func (h *harness) cardText() string { return h.slack.Messages(cardChannel)[0].BlockText() }
+
+func TestGitHubTimeoutShowsFailureAndKeepsButtons(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	// A GitHub client whose calls give up quickly.
+	client, err := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarnessWith(t, h, func(d *bot.Deps) { withApprovers(d); d.GitHub = client })
+	h2.start()
+	h2.posted()
+	h2.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: "/orgs/github-ssh-authority/personal-access-token-requests/415440",
+		Status: http.StatusNoContent, Delay: time.Second, Times: 1})
+	if code := h2.click("U0ALICE", bot.ActionApprove); code != http.StatusOK {
+		t.Fatalf("click: %d", code)
+	}
+	h2.eventually("failure shown", func() bool { return strings.Contains(h2.cardText(), "GitHub did not answer in time") })
+	if !strings.Contains(string(h2.slack.Messages(cardChannel)[0].Blocks), `"pat_approve"`) {
+		t.Error("buttons gone after a timeout")
+	}
+	r, err := h2.db.Request("github-ssh-authority", 415440)
+	if err != nil || r.State != store.StatePending || r.Decision != nil || r.LastAttempt == nil {
+		t.Fatalf("record = %s %+v %+v, %v", r.State, r.Decision, r.LastAttempt, err)
+	}
+
+	// GitHub did take it after all: its webhook credits the approver.
+	h2.deliver(github.EventPATRequest, "approved", derived(t, "personal_access_token_request.created.json", "created", "approved"))
+	h2.eventually("card approved", func() bool { return strings.Contains(h2.cardText(), "*Approved* by <@U0ALICE> (alice)") })
+}
+
+// newHarnessWith builds a second bot on h's store and fakes; h's own bot is
+// never started.
+func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
+	t.Helper()
+	h2 := &harness{t: t, dbPath: h.dbPath, db: h.db, gh: h.gh, slack: h.slack, reg: h.reg, logs: h.logs}
+	client, _ := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL})
+	deps := bot.Deps{
+		Store: h.db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
+		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
+		SlackSigningSecret: signingSecret,
+		Metrics:            nil, RetryBackoff: 10 * time.Millisecond,
+	}
+	tune(&deps)
+	var err error
+	if h2.bot, err = bot.New(deps); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if h2.stop != nil {
+			h2.stop()
+		}
+	})
+	return h2
+}
+
+func TestAuthorizationIsCachedAMinute(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Now = clock })
+	h.start()
+	h.posted()
+	membership := "/orgs/github-ssh-authority/memberships/alice"
+	// Two refused attempts while alice is not an owner: one GitHub check.
+	h.gh.SetMembership("github-ssh-authority", "alice", "member", "active")
+	for i := range 2 {
+		h.click("U0ALICE", bot.ActionApprove)
+		h.eventually("refused", func() bool { return len(h.slack.Ephemerals("U0ALICE")) == i+1 })
+	}
+	if n := len(h.gh.CallsTo(http.MethodGet, membership)); n != 1 {
+		t.Fatalf("membership checked %d times, want 1", n)
+	}
+	// Made an owner: the refusal holds until the cached verdict expires.
+	h.gh.SetMembership("github-ssh-authority", "alice", "admin", "active")
+	now = now.Add(61 * time.Second)
+	h.click("U0ALICE", bot.ActionApprove)
+	h.eventually("approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE>") })
+	if n := len(h.gh.CallsTo(http.MethodGet, membership)); n != 2 {
+		t.Errorf("membership checked %d times, want 2", n)
+	}
+}
+
+func TestInteractionQueueFullAnswers503(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.start()
+	h.posted()
+	// Every GitHub check hangs, so the 8 interaction workers stay busy and
+	// clicks queue up, 256 at most.
+	h.gh.Fail(githubtest.Fault{Path: "/orgs/github-ssh-authority/memberships/", Status: http.StatusNotFound, Delay: 500 * time.Millisecond})
+	codes := map[int]int{}
+	for range 300 {
+		codes[h.click("U0ALICE", bot.ActionApprove)]++
+	}
+	if codes[http.StatusOK] < 256 || codes[http.StatusOK] > 256+8 || codes[http.StatusOK]+codes[http.StatusServiceUnavailable] != 300 {
+		t.Errorf("answers = %v, want 256 to 264 accepted and the rest refused with 503", codes)
+	}
+}

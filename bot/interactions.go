@@ -1,0 +1,253 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/patbot/patbot/github"
+)
+
+// maxSlackBody caps what patbot reads of a Slack request; interaction
+// payloads are a few kilobytes.
+const maxSlackBody = 1 << 20
+
+// viewsOpenTimeout keeps views.open inside the 3 seconds a trigger_id lives.
+const viewsOpenTimeout = 2500 * time.Millisecond
+
+// errBusy means the interaction queue is full.
+var errBusy = errors.New("patbot is busy")
+
+// denyMetadata travels in the deny modal's private_metadata: a
+// view_submission has no channel of its own.
+type denyMetadata struct {
+	Org     string `json:"org"`
+	ID      int64  `json:"id"`
+	Channel string `json:"channel"`
+}
+
+// verifySlack reads a Slack request's body and checks its v0 signature and
+// its timestamp (at most 5 minutes away). It answers the request itself and
+// returns false when the request is refused.
+func (b *Bot) verifySlack(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSlackBody))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, b.signingSecret)
+	if err == nil {
+		sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		b.log.Warn("Slack request rejected", "path", r.URL.Path, "err", err, "remote", r.RemoteAddr)
+		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "bad_signature").Inc()
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return nil, false
+	}
+	return body, true
+}
+
+// InteractionsHandler receives Slack's interactivity requests (button
+// clicks and modal submissions) over HTTP.
+func (b *Bot) InteractionsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := b.verifySlack(w, r)
+		if !ok {
+			return
+		}
+		// The payload is read from the signed body only, never from the
+		// query string.
+		form, err := url.ParseQuery(string(body))
+		var ic slack.InteractionCallback
+		if err == nil {
+			err = json.Unmarshal([]byte(form.Get("payload")), &ic)
+		}
+		if err != nil {
+			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "malformed").Inc()
+			http.Error(w, "malformed interaction payload", http.StatusBadRequest)
+			return
+		}
+		ack, err := b.HandleInteraction(r.Context(), ic)
+		if errors.Is(err, errBusy) {
+			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "busy").Inc()
+			http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+			return
+		}
+		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
+		if ack == nil {
+			w.WriteHeader(http.StatusOK) // an empty 200 closes a modal
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(ack)
+	})
+}
+
+// CommandsHandler receives slash commands over HTTP. It verifies them like
+// every Slack request; the /pat command itself is not available yet.
+func (b *Bot) CommandsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := b.verifySlack(w, r); !ok {
+			return
+		}
+		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"response_type": "ephemeral", "text": "patbot's slash commands are not available in this version."})
+	})
+}
+
+// HandleInteraction handles one interaction and returns what to acknowledge
+// it with (nil for an empty acknowledgement). Slow work is queued and runs
+// after the acknowledgement; only views.open, which must use the trigger_id
+// within 3 seconds, runs before.
+func (b *Bot) HandleInteraction(ctx context.Context, ic slack.InteractionCallback) (any, error) {
+	switch ic.Type {
+	case slack.InteractionTypeBlockActions:
+		for _, a := range ic.ActionCallback.BlockActions {
+			if err := b.handleAction(ctx, ic, a); err != nil {
+				return nil, err
+			}
+		}
+	case slack.InteractionTypeViewSubmission:
+		if ic.View.CallbackID == CallbackDeny {
+			return b.handleDenySubmission(ic)
+		}
+	}
+	return nil, nil
+}
+
+func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a *slack.BlockAction) error {
+	if a.ActionID != ActionApprove && a.ActionID != ActionDeny {
+		return nil
+	}
+	org, id, ok := parseRequestKey(a.Value)
+	if !ok {
+		b.log.Warn("button with a malformed value", "action_id", a.ActionID)
+		return nil
+	}
+	channel := ic.Container.ChannelID
+	if channel == "" {
+		channel = ic.Channel.ID
+	}
+	d := decisionRequest{org: org, id: id, slackUser: ic.User.ID, channel: channel}
+	if a.ActionID == ActionApprove {
+		d.action = github.ActionApprove
+		return b.submit(func(ctx context.Context) { b.decide(ctx, d) })
+	}
+	return b.openDenyModal(ctx, ic.TriggerID, d)
+}
+
+// openDenyModal opens the reason dialog at once, then checks in the
+// background whether the user may decide, and if not turns the dialog into
+// the explanation.
+func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionRequest) error {
+	meta, _ := json.Marshal(denyMetadata{Org: d.org, ID: d.id, Channel: d.channel})
+	input := slack.NewPlainTextInputBlockElement(plain("Why? What would you approve instead?"), denyReasonElem)
+	input.Multiline = true
+	input.MaxLength = github.MaxReasonLength
+	reason := slack.NewInputBlock(denyReasonBlk, plain("Reason"), plain("Optional. GitHub emails it to the requester. At most 1,024 characters."), input)
+	reason.Optional = true
+	view := slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackDeny,
+		Title:           plain("Deny token request"),
+		Submit:          plain("Deny"),
+		Close:           plain("Cancel"),
+		PrivateMetadata: string(meta),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			slack.NewSectionBlock(mrkdwn(fmt.Sprintf("Deny fine-grained PAT request %d for *%s*?", d.id, escape(d.org))), nil, nil),
+			reason,
+		}},
+	}
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewsOpenTimeout)
+	resp, err := b.slack.OpenViewContext(octx, triggerID, view)
+	cancel()
+	b.metrics.slackCall("views.open", err)
+	if err != nil {
+		b.log.Warn("cannot open the deny dialog", LogOrg, d.org, LogRequest, d.id, "err", err)
+		return b.submit(func(ctx context.Context) {
+			b.tell(ctx, d.channel, d.slackUser, "patbot could not open the deny dialog; click Deny again.")
+		})
+	}
+	viewID, hash := resp.ID, resp.Hash
+	return b.submit(func(ctx context.Context) {
+		_, refusal := b.checkApprover(ctx, decisionRequest{org: d.org, id: d.id, action: github.ActionDeny, slackUser: d.slackUser})
+		if refusal == "" {
+			return
+		}
+		refused := slack.ModalViewRequest{
+			Type:   slack.VTModal,
+			Title:  plain("Cannot deny"),
+			Close:  plain("Close"),
+			Blocks: slack.Blocks{BlockSet: []slack.Block{slack.NewSectionBlock(mrkdwn(refusal), nil, nil)}},
+		}
+		_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
+		b.metrics.slackCall("views.update", err)
+		if err != nil {
+			// Submitting the dialog is refused the same way.
+			b.log.Info("cannot update the deny dialog", "err", err)
+		}
+	})
+}
+
+func (b *Bot) handleDenySubmission(ic slack.InteractionCallback) (any, error) {
+	var meta denyMetadata
+	if err := json.Unmarshal([]byte(ic.View.PrivateMetadata), &meta); err != nil || meta.ID == 0 {
+		b.log.Warn("deny dialog without request metadata")
+		return nil, nil
+	}
+	reason := ""
+	if ic.View.State != nil {
+		reason = ic.View.State.Values[denyReasonBlk][denyReasonElem].Value
+	}
+	if n := utf8.RuneCountInString(reason); n > github.MaxReasonLength {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{
+			denyReasonBlk: fmt.Sprintf("At most %d characters (GitHub's limit); this is %d.", github.MaxReasonLength, n),
+		}), nil
+	}
+	d := decisionRequest{org: meta.Org, id: meta.ID, action: github.ActionDeny, reason: reason, slackUser: ic.User.ID, channel: meta.Channel}
+	return nil, b.submit(func(ctx context.Context) { b.decide(ctx, d) })
+}
+
+// submit queues work to run after Slack is acknowledged, or reports that
+// the queue is full.
+func (b *Bot) submit(task func(context.Context)) error {
+	select {
+	case b.tasks <- task:
+		return nil
+	default:
+		return errBusy
+	}
+}
+
+// runTasks runs queued interaction work until stop is cancelled; each task
+// runs on workCtx, which outlives stop by the drain timeout.
+func (b *Bot) runTasks(stop, workCtx context.Context) {
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case task := <-b.tasks:
+			ctx, cancel := context.WithTimeout(workCtx, b.jobTimeout)
+			func() {
+				defer cancel()
+				defer func() {
+					if r := recover(); r != nil {
+						b.log.Error("interaction task panicked", "panic", r)
+					}
+				}()
+				task(ctx)
+			}()
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package bot
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Slack is what bot needs of Slack's Web API; *slack.Client has it.
+type Slack interface {
+	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
+	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
+	PostEphemeralContext(ctx context.Context, channelID, userID string, options ...slack.MsgOption) (string, error)
+	OpenViewContext(ctx context.Context, triggerID string, view slack.ModalViewRequest) (*slack.ViewResponse, error)
+	UpdateViewContext(ctx context.Context, view slack.ModalViewRequest, externalID, hash, viewID string) (*slack.ViewResponse, error)
+	OpenConversationContext(ctx context.Context, params *slack.OpenConversationParameters) (*slack.Channel, bool, bool, error)
+}
+
+var _ Slack = (*slack.Client)(nil)
+
+// SlackConfig configures NewSlackClient.
+type SlackConfig struct {
+	BotToken string
+	APIURL   string        // Web API base URL ending in /; default Slack's
+	Timeout  time.Duration // per call; default 10s
+}
+
+// slackRetries is how often a call rejected with 429 is retried after the
+// Retry-After Slack sends. Only 429 is retried here: after a 5xx or a timeout
+// a chat.postMessage may have been posted, and posting again would double
+// the card.
+const slackRetries = 3
+
+// NewSlackClient returns a Slack Web API client with a timeout on every
+// call.
+func NewSlackClient(cfg SlackConfig) *slack.Client {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	opts := []slack.Option{
+		slack.OptionHTTPClient(&http.Client{Timeout: cfg.Timeout}),
+		slack.OptionRetry(slackRetries),
+	}
+	if cfg.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(cfg.APIURL))
+	}
+	return slack.New(cfg.BotToken, opts...)
+}

@@ -1,0 +1,475 @@
+// Package slacktest is a fake of the Slack Web API methods patbot calls,
+// served by httptest, plus helpers that sign requests the way Slack signs
+// them. It checks the bot token, enforces the Block Kit limits Slack
+// enforces, keeps the messages patbot posts and updates, records every call,
+// and can be told to fail. It does not depend on package testing, so
+// patbot's demo can use it too.
+package slacktest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is a running fake Slack.
+type Server struct {
+	// URL is the Web API base URL to configure clients with (ends in /api/).
+	URL string
+	// Token is the bot token the fake accepts.
+	Token string
+
+	srv *httptest.Server
+
+	mu         sync.Mutex
+	nextTS     int64
+	messages   []*Message
+	ephemerals []Ephemeral
+	views      []View
+	responses  []Response
+	calls      []Call
+	faults     []*Fault
+	channels   map[string]bool // known channels; empty means all exist
+	notify     chan struct{}
+}
+
+// Message is a message patbot posted, with its latest content.
+type Message struct {
+	Channel  string
+	TS       string
+	Text     string
+	Blocks   json.RawMessage
+	Metadata json.RawMessage
+	// Updates counts chat.update calls on it.
+	Updates int
+	// History holds every version's blocks, oldest first.
+	History []json.RawMessage
+}
+
+// Ephemeral is a message only one user sees.
+type Ephemeral struct {
+	Channel, User, Text string
+	Blocks              json.RawMessage
+}
+
+// View is a modal patbot opened or updated.
+type View struct {
+	Method    string // views.open or views.update
+	TriggerID string
+	ViewID    string
+	View      json.RawMessage
+}
+
+// Response is a message posted to a response_url.
+type Response struct {
+	Path string
+	Body json.RawMessage
+}
+
+// Call is one Web API call.
+type Call struct {
+	Method string // e.g. chat.postMessage
+	Form   url.Values
+	JSON   json.RawMessage
+	Error  string // the error Slack answered, "" when ok
+}
+
+// Fault makes calls to a method fail.
+type Fault struct {
+	Method     string // e.g. chat.update
+	Status     int    // HTTP status; 0 means 200 with ok:false
+	Error      string // Slack error code for ok:false
+	RetryAfter int    // seconds, sent with 429
+	Delay      time.Duration
+	Times      int // 0 means every call
+}
+
+// New starts a fake Slack accepting token.
+func New(token string) *Server {
+	s := &Server{Token: token, nextTS: 1_700_000_000_000100, notify: make(chan struct{}, 1)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/{method}", s.serveMethod)
+	mux.HandleFunc("POST /response/{id}", s.serveResponseURL)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "slacktest: no such endpoint "+r.URL.Path, http.StatusNotFound)
+	})
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL + "/api/"
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// ResponseURL returns a response_url served by the fake.
+func (s *Server) ResponseURL(id string) string { return s.srv.URL + "/response/" + id }
+
+// SetChannels restricts the channels that exist; posting elsewhere fails
+// with channel_not_found.
+func (s *Server) SetChannels(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.channels = map[string]bool{}
+	for _, id := range ids {
+		s.channels[id] = true
+	}
+}
+
+// Fail adds a fault.
+func (s *Server) Fail(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// Messages returns copies of the messages posted to channel ("" for all).
+func (s *Server) Messages(channel string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.messages {
+		if channel == "" || m.Channel == channel {
+			c := *m
+			c.History = slices.Clone(m.History)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Ephemerals returns the ephemeral messages sent to user ("" for all).
+func (s *Server) Ephemerals(user string) []Ephemeral {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Ephemeral
+	for _, e := range s.ephemerals {
+		if user == "" || e.User == user {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Views returns the modals opened or updated.
+func (s *Server) Views() []View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.views)
+}
+
+// Responses returns what was posted to response URLs.
+func (s *Server) Responses() []Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.responses)
+}
+
+// Calls returns every Web API call, or those of one method.
+func (s *Server) Calls(method string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if method == "" || c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Changed returns a channel that receives after any call, for tests that
+// wait for background work without sleeping blindly.
+func (s *Server) Changed() <-chan struct{} { return s.notify }
+
+func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	s.mu.Lock()
+	s.responses = append(s.responses, Response{Path: r.URL.Path, Body: body})
+	s.mu.Unlock()
+	s.changed()
+	if err := checkMessageJSON(body); err != "" {
+		http.Error(w, err, http.StatusBadRequest)
+		return
+	}
+	fmt.Fprint(w, "ok")
+}
+
+func (s *Server) changed() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
+	method := r.PathValue("method")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	call := Call{Method: method}
+	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		call.JSON = body
+	} else {
+		call.Form, _ = url.ParseQuery(string(body))
+		if t := call.Form.Get("token"); t != "" {
+			token = t
+		}
+	}
+	var result map[string]any
+	status := http.StatusOK
+	if f := s.fault(method); f != nil {
+		time.Sleep(f.Delay)
+		if f.Status != 0 && f.Status != http.StatusOK {
+			status = f.Status
+			if f.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+			}
+			call.Error = http.StatusText(f.Status)
+		} else {
+			call.Error = f.Error
+		}
+	} else if token != s.Token {
+		call.Error = "invalid_auth"
+	} else {
+		result, call.Error = s.apply(method, call)
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.mu.Unlock()
+	s.changed()
+
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+		return
+	}
+	out := map[string]any{"ok": call.Error == ""}
+	if call.Error != "" {
+		out["error"] = call.Error
+	}
+	for k, v := range result {
+		out[k] = v
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (s *Server) fault(method string) *Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if f.Method != method {
+			continue
+		}
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				s.faults = slices.Delete(s.faults, i, i+1)
+			}
+		}
+		return f
+	}
+	return nil
+}
+
+// apply performs a method's effect and returns its result fields or a
+// Slack error code.
+func (s *Server) apply(method string, c Call) (map[string]any, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case "auth.test":
+		return map[string]any{"url": "https://example.slack.com/", "team": "Example", "user": "patbot", "team_id": "T0001", "user_id": "U0BOT", "bot_id": "B0BOT"}, ""
+	case "chat.postMessage":
+		ch := c.Form.Get("channel")
+		if e := s.checkChannel(ch); e != "" {
+			return nil, e
+		}
+		if e := checkMessage(c.Form); e != "" {
+			return nil, e
+		}
+		s.nextTS++
+		ts := fmt.Sprintf("%d.%06d", s.nextTS/1_000_000, s.nextTS%1_000_000)
+		blocks := json.RawMessage(c.Form.Get("blocks"))
+		s.messages = append(s.messages, &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
+			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}})
+		return map[string]any{"channel": ch, "ts": ts}, ""
+	case "chat.update":
+		ch, ts := c.Form.Get("channel"), c.Form.Get("ts")
+		i := slices.IndexFunc(s.messages, func(m *Message) bool { return m.Channel == ch && m.TS == ts })
+		if i < 0 {
+			return nil, "message_not_found"
+		}
+		if e := checkMessage(c.Form); e != "" {
+			return nil, e
+		}
+		m := s.messages[i]
+		m.Text, m.Blocks = c.Form.Get("text"), json.RawMessage(c.Form.Get("blocks"))
+		m.Updates++
+		m.History = append(m.History, m.Blocks)
+		return map[string]any{"channel": ch, "ts": ts, "text": m.Text}, ""
+	case "chat.postEphemeral":
+		ch := c.Form.Get("channel")
+		if e := s.checkChannel(ch); e != "" {
+			return nil, e
+		}
+		if e := checkMessage(c.Form); e != "" {
+			return nil, e
+		}
+		s.ephemerals = append(s.ephemerals, Ephemeral{Channel: ch, User: c.Form.Get("user"), Text: c.Form.Get("text"), Blocks: json.RawMessage(c.Form.Get("blocks"))})
+		return map[string]any{"message_ts": "1700000000.999999"}, ""
+	case "conversations.open":
+		users := c.Form.Get("users")
+		if users == "" {
+			return nil, "invalid_arguments"
+		}
+		return map[string]any{"channel": map[string]any{"id": "D" + strings.TrimPrefix(users, "U")}}, ""
+	case "conversations.info":
+		ch := c.Form.Get("channel")
+		if e := s.checkChannel(ch); e != "" {
+			return nil, e
+		}
+		return map[string]any{"channel": map[string]any{"id": ch, "name": "pat-requests", "is_member": true}}, ""
+	case "views.open", "views.update":
+		var req struct {
+			TriggerID string          `json:"trigger_id"`
+			ViewID    string          `json:"view_id"`
+			View      json.RawMessage `json:"view"`
+		}
+		if err := json.Unmarshal(c.JSON, &req); err != nil {
+			return nil, "invalid_json"
+		}
+		if method == "views.open" && req.TriggerID == "" {
+			return nil, "invalid_trigger_id"
+		}
+		if e := checkView(req.View); e != "" {
+			return nil, e
+		}
+		id := req.ViewID
+		if id == "" {
+			id = fmt.Sprintf("V%04d", len(s.views)+1)
+		}
+		s.views = append(s.views, View{Method: method, TriggerID: req.TriggerID, ViewID: id, View: req.View})
+		return map[string]any{"view": map[string]any{"id": id}}, ""
+	}
+	return nil, "unknown_method"
+}
+
+func (s *Server) checkChannel(ch string) string {
+	if ch == "" || len(s.channels) > 0 && !s.channels[ch] && !strings.HasPrefix(ch, "D") {
+		return "channel_not_found"
+	}
+	return ""
+}
+
+// Sign returns the X-Slack-Signature for a request body sent at ts.
+func Sign(secret string, ts time.Time, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(mac, "v0:%d:", ts.Unix())
+	mac.Write(body)
+	return "v0=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// SignedRequest builds a request as Slack sends it to a Request URL: form
+// encoded, signed at ts.
+func SignedRequest(secret, target string, ts time.Time, form url.Values) *http.Request {
+	body := form.Encode()
+	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set("X-Slack-Signature", Sign(secret, ts, []byte(body)))
+	req.RequestURI = ""
+	return req
+}
+
+// BlockActionPayload is the form Slack posts when user clicks a button
+// (action_id, value) on the message ts in channel.
+func BlockActionPayload(user, channel, ts, actionID, value string) url.Values {
+	p := map[string]any{
+		"type":                  "block_actions",
+		"user":                  map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": "T0001"},
+		"api_app_id":            "A0PATBOT",
+		"token":                 "deprecated-verification-token",
+		"container":             map[string]any{"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false},
+		"trigger_id":            fmt.Sprintf("%d.1234.%s", time.Now().UnixNano(), user),
+		"team":                  map[string]any{"id": "T0001", "domain": "example"},
+		"enterprise":            nil,
+		"is_enterprise_install": false,
+		"channel":               map[string]any{"id": channel, "name": "pat-requests"},
+		"message":               map[string]any{"type": "message", "ts": ts, "bot_id": "B0BOT", "text": "card"},
+		"state":                 map[string]any{"values": map[string]any{}},
+		"response_url":          "https://hooks.slack.invalid/actions/T0001/1/xyz",
+		"actions": []any{map[string]any{
+			"action_id": actionID, "block_id": "b1", "value": value, "type": "button", "action_ts": "1700000000.123456",
+			"text": map[string]any{"type": "plain_text", "text": "Click", "emoji": true},
+		}},
+	}
+	raw, _ := json.Marshal(p)
+	return url.Values{"payload": {string(raw)}}
+}
+
+// ViewSubmissionPayload is the form Slack posts when user submits a modal
+// whose input values are values[block_id][action_id].
+func ViewSubmissionPayload(user, callbackID, privateMetadata string, values map[string]map[string]string) url.Values {
+	state := map[string]any{}
+	for block, actions := range values {
+		m := map[string]any{}
+		for action, v := range actions {
+			m[action] = map[string]any{"type": "plain_text_input", "value": v}
+		}
+		state[block] = m
+	}
+	p := map[string]any{
+		"type":       "view_submission",
+		"team":       map[string]any{"id": "T0001", "domain": "example"},
+		"user":       map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": "T0001"},
+		"api_app_id": "A0PATBOT",
+		"token":      "deprecated-verification-token",
+		"trigger_id": fmt.Sprintf("%d.5678.%s", time.Now().UnixNano(), user),
+		"view": map[string]any{
+			"id": "V0001", "team_id": "T0001", "type": "modal", "callback_id": callbackID, "private_metadata": privateMetadata,
+			"hash": "1700000000.abcdef", "state": map[string]any{"values": state},
+			"title": map[string]any{"type": "plain_text", "text": "Deny token request"},
+		},
+		"response_urls": []any{},
+	}
+	raw, _ := json.Marshal(p)
+	return url.Values{"payload": {string(raw)}}
+}
+
+// BlockText returns every text in the message's blocks, decoded, one per
+// line: what a reader sees, for tests to search.
+func (m Message) BlockText() string {
+	var v any
+	if err := json.Unmarshal(m.Blocks, &v); err != nil {
+		return ""
+	}
+	var texts []string
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			if t, ok := x["text"].(string); ok {
+				texts = append(texts, t)
+			}
+			for _, v := range x {
+				walk(v)
+			}
+		case []any:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	walk(v)
+	return strings.Join(texts, "\n")
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// AuditEvent is one entry of the append-only audit trail: a decision, a
+// refused or failed attempt, a revocation.
+type AuditEvent struct {
+	Seq       uint64    `json:"seq"`
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"` // decision, refused, failed, revocation
+	Org       string    `json:"org"`
+	RequestID int64     `json:"request_id,omitempty"`
+	GrantID   int64     `json:"grant_id,omitempty"`
+	Action    string    `json:"action,omitempty"` // approve, deny, revoke
+	Actor     string    `json:"actor,omitempty"`  // GitHub login
+	SlackUser string    `json:"slack_user,omitempty"`
+	Source    Source    `json:"source,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail,omitempty"` // why refused, what failed
+}
+
+// AppendAudit adds an event to the audit trail.
+func (db *DB) AppendAudit(e AuditEvent) error {
+	if e.At.IsZero() {
+		e.At = db.now()
+	}
+	e.Org = strings.ToLower(e.Org)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.Seq = seq
+		return put(b, itob(seq), e)
+	})
+	if err != nil {
+		return fmt.Errorf("store: append audit event: %w", err)
+	}
+	return nil
+}
+
+// AuditFilter narrows AuditEvents. Zero fields do not filter.
+type AuditFilter struct {
+	Org   string
+	Since time.Time
+	Until time.Time
+	Limit int
+}
+
+// AuditEvents returns audit events in the order they happened.
+func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
+	var out []AuditEvent
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e AuditEvent
+			if err := decode(v, &e); err != nil {
+				return err
+			}
+			if (f.Org != "" && !strings.EqualFold(f.Org, e.Org)) || (!f.Since.IsZero() && e.At.Before(f.Since)) ||
+				(!f.Until.IsZero() && !e.At.Before(f.Until)) {
+				continue
+			}
+			out = append(out, e)
+			if f.Limit > 0 && len(out) == f.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: audit events: %w", err)
+	}
+	return out, nil
+}
