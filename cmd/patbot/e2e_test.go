@@ -50,6 +50,7 @@ type e2e struct {
 	base  string
 	logs  *syncBuffer
 	stop  func()
+	db    *store.DB // opened after patbot stops
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -200,16 +201,27 @@ func (e *e2e) stopApp() {
 	e.stop = func() {}
 }
 
-// record reads the request's record from the store (stopping patbot).
-func (e *e2e) record() store.Request {
+// openStore stops patbot, whose store is locked while it runs, and opens
+// the store for the test (once).
+func (e *e2e) openStore() *store.DB {
 	e.t.Helper()
+	if e.db != nil {
+		return e.db
+	}
 	e.stopApp()
 	db, err := store.Open(e.env["PATBOT_DB"], store.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer db.Close()
-	r, err := db.Request(org, requestID)
+	e.t.Cleanup(func() { db.Close() })
+	e.db = db
+	return db
+}
+
+// record reads the request's record (stopping patbot).
+func (e *e2e) record() store.Request {
+	e.t.Helper()
+	r, err := e.openStore().Request(org, requestID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -219,13 +231,7 @@ func (e *e2e) record() store.Request {
 // audit reads the audit trail (stopping patbot).
 func (e *e2e) audit() []store.AuditEvent {
 	e.t.Helper()
-	e.stopApp()
-	db, err := store.Open(e.env["PATBOT_DB"], store.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer db.Close()
-	events, err := db.AuditEvents(store.AuditFilter{})
+	events, err := e.openStore().AuditEvents(store.AuditFilter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
