@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type GitHub interface {
 	ReviewRequest(ctx context.Context, org string, requestID int64, r github.Review) error
 	OrgMembership(ctx context.Context, org, login string) (github.Membership, error)
 	TeamMembership(ctx context.Context, org, team, login string) (github.Membership, error)
+	ListGrants(ctx context.Context, org string, owners ...string) ([]github.Grant, error)
+	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
+	RevokeGrant(ctx context.Context, org string, patID int64) error
 }
 
 var _ GitHub = (*github.Client)(nil)
@@ -118,9 +122,11 @@ type Bot struct {
 	webURL        string
 	authz         *authorizer
 	cardLocks     cardLocks
-	log           *slog.Logger
-	metrics       *metrics
-	now           func() time.Time
+	// responseClient posts to Slack response URLs, with a timeout.
+	responseClient *http.Client
+	log            *slog.Logger
+	metrics        *metrics
+	now            func() time.Time
 
 	workers      int
 	taskWorkers  int
@@ -162,25 +168,26 @@ func New(d Deps) (*Bot, error) {
 		d.Now = time.Now
 	}
 	b := &Bot{
-		store:         d.Store,
-		gh:            d.GitHub,
-		slack:         d.Slack,
-		policy:        d.Policy,
-		slackByLogin:  map[string]string{},
-		secret:        d.WebhookSecret,
-		signingSecret: d.SlackSigningSecret,
-		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
-		authz:         newAuthorizer(d.GitHub, d.Now),
-		log:           d.Logger,
-		now:           d.Now,
-		workers:       orDefault(d.Workers, 4),
-		taskWorkers:   orDefault(d.InteractionWorkers, 8),
-		tasks:         make(chan func(context.Context), 256),
-		jobTimeout:    orDefault(d.JobTimeout, 60*time.Second),
-		maxAttempts:   orDefault(d.MaxAttempts, 10),
-		retryBackoff:  orDefault(d.RetryBackoff, time.Second),
-		drainTimeout:  orDefault(d.DrainTimeout, 10*time.Second),
-		retention:     orDefault(d.DeliveryRetention, 8*24*time.Hour),
+		store:          d.Store,
+		gh:             d.GitHub,
+		slack:          d.Slack,
+		policy:         d.Policy,
+		slackByLogin:   map[string]string{},
+		secret:         d.WebhookSecret,
+		signingSecret:  d.SlackSigningSecret,
+		webURL:         strings.TrimSuffix(d.GitHubWebURL, "/"),
+		authz:          newAuthorizer(d.GitHub, d.Now),
+		responseClient: &http.Client{Timeout: 10 * time.Second},
+		log:            d.Logger,
+		now:            d.Now,
+		workers:        orDefault(d.Workers, 4),
+		taskWorkers:    orDefault(d.InteractionWorkers, 8),
+		tasks:          make(chan func(context.Context), 256),
+		jobTimeout:     orDefault(d.JobTimeout, 60*time.Second),
+		maxAttempts:    orDefault(d.MaxAttempts, 10),
+		retryBackoff:   orDefault(d.RetryBackoff, time.Second),
+		drainTimeout:   orDefault(d.DrainTimeout, 10*time.Second),
+		retention:      orDefault(d.DeliveryRetention, 8*24*time.Hour),
 	}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.

@@ -139,17 +139,25 @@ func TestCardEscapesRequesterText(t *testing.T) {
 	r.Reason = "click <https://evil.example|here> <!here>"
 	r.Repositories = []string{"org/<!everyone>"}
 	r.PermissionsResult.Repository = map[string]string{"<@U1>": "write"}
-	blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
-	raw, _ := json.Marshal(blocks)
-	out := string(raw) + text
-	for _, bad := range []string{"<!channel>", "<@U999", "<https://evil", "<!here>", "<!everyone>", "<@U1>"} {
-		if strings.Contains(out, bad) {
-			t.Errorf("card contains unescaped %q", bad)
+	for _, state := range []store.State{store.StatePending, store.StateDenied} {
+		r := r
+		if state == store.StateDenied {
+			r = decided(r, state, &store.Decision{Action: "deny", Actor: "a", SlackUser: "U0DECIDER", At: cardNow, Source: store.SourceSlack, Reason: "<!channel> no"})
 		}
-	}
-	for _, want := range []string{"&lt;!channel&gt; &amp; &lt;@U999|boss&gt;", "&lt;https://evil.example|here&gt;"} {
-		if !strings.Contains(out, want) && !strings.Contains(out, strings.ReplaceAll(want, "&", `\u0026`)) {
-			t.Errorf("card lacks escaped %q", want)
+		blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+		raw, _ := json.Marshal(blocks)
+		// Slack reads mentions and links in mrkdwn text and in the
+		// fallback; plain_text (the confirm dialog) is shown as typed.
+		out := slacktest.Message{Blocks: raw}.Mrkdwn() + "\n" + text
+		for _, bad := range []string{"<!channel>", "<@U999", "<https://evil", "<!here>", "<!everyone>", "<@U1>"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s: card contains unescaped %q", state, bad)
+			}
+		}
+		for _, want := range []string{"&lt;!channel&gt; &amp; &lt;@U999|boss&gt;", "&lt;https://evil.example|here&gt;", "&lt;!everyone&gt;"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: card lacks escaped %q", state, want)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -93,19 +94,6 @@ func (b *Bot) InteractionsHandler() http.Handler {
 	})
 }
 
-// CommandsHandler receives slash commands over HTTP. It verifies them like
-// every Slack request; the /pat command itself is not available yet.
-func (b *Bot) CommandsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := b.verifySlack(w, r); !ok {
-			return
-		}
-		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{"response_type": "ephemeral", "text": "patbot's slash commands are not available in this version."})
-	})
-}
-
 // HandleInteraction handles one interaction and returns what to acknowledge
 // it with (nil for an empty acknowledgement). Slow work is queued and runs
 // after the acknowledgement; only views.open, which must use the trigger_id
@@ -127,7 +115,21 @@ func (b *Bot) HandleInteraction(ctx context.Context, ic slack.InteractionCallbac
 }
 
 func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a *slack.BlockAction) error {
-	if a.ActionID != ActionApprove && a.ActionID != ActionDeny {
+	switch {
+	case a.ActionID == ActionRevoke:
+		var rv revokeValue
+		if err := json.Unmarshal([]byte(a.Value), &rv); err != nil || rv.ID == 0 {
+			b.log.Warn("revoke button with a malformed value")
+			return nil
+		}
+		return b.submit(func(ctx context.Context) { b.revoke(ctx, ic.User.ID, ic.ResponseURL, rv) })
+	case strings.HasPrefix(a.ActionID, ActionGrantsPage):
+		var q grantsQuery
+		if err := json.Unmarshal([]byte(a.Value), &q); err != nil {
+			return nil
+		}
+		return b.submit(func(ctx context.Context) { b.respond(ctx, ic.ResponseURL, b.grantsMessage(ctx, ic.User.ID, q, nil)) })
+	case a.ActionID != ActionApprove && a.ActionID != ActionDeny:
 		return nil
 	}
 	org, id, ok := parseRequestKey(a.Value)

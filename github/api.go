@@ -180,3 +180,10 @@ func (c *Client) nextPage(resp *gh.Response) (string, error) {
 	}
 	return "", nil
 }
+
+// ListGrantRepositories returns the repositories a grant may access (for a
+// grant whose RepositorySelection is subset), through all pages.
+func (c *Client) ListGrantRepositories(ctx context.Context, org string, patID int64) ([]Repository, error) {
+	return listAll[Repository](ctx, c, org, fmt.Sprintf("list repositories of grant %s/%d", org, patID),
+		fmt.Sprintf("orgs/%s/personal-access-tokens/%d/repositories", url.PathEscape(org), patID), url.Values{})
+}

@@ -73,8 +73,28 @@ type View struct {
 
 // Response is a message posted to a response_url.
 type Response struct {
-	Path string
-	Body json.RawMessage
+	Path  string
+	Body  json.RawMessage
+	Error string // why Slack would refuse it, "" when it is valid
+}
+
+// Text returns the response's text and every text in its blocks, decoded.
+func (r Response) Text() string {
+	var m struct {
+		Text   string          `json:"text"`
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	json.Unmarshal(r.Body, &m)
+	return m.Text + "\n" + Message{Blocks: m.Blocks}.BlockText()
+}
+
+// Mrkdwn returns the response's mrkdwn texts (see Message.Mrkdwn).
+func (r Response) Mrkdwn() string {
+	var m struct {
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	json.Unmarshal(r.Body, &m)
+	return Message{Blocks: m.Blocks}.Mrkdwn()
 }
 
 // Call is one Web API call.
@@ -194,12 +214,13 @@ func (s *Server) Changed() <-chan struct{} { return s.notify }
 
 func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	problem := checkMessageJSON(body)
 	s.mu.Lock()
-	s.responses = append(s.responses, Response{Path: r.URL.Path, Body: body})
+	s.responses = append(s.responses, Response{Path: r.URL.Path, Body: body, Error: problem})
 	s.mu.Unlock()
 	s.changed()
-	if err := checkMessageJSON(body); err != "" {
-		http.Error(w, err, http.StatusBadRequest)
+	if problem != "" {
+		http.Error(w, problem, http.StatusBadRequest)
 		return
 	}
 	fmt.Fprint(w, "ok")
@@ -417,6 +438,27 @@ func BlockActionPayload(user, channel, ts, actionID, value string) url.Values {
 	return url.Values{"payload": {string(raw)}}
 }
 
+// SlashCommandForm is the form Slack posts for a slash command typed by
+// user in channel; answers to responseURL reach the fake.
+func SlashCommandForm(user, command, text, channel, responseURL string) url.Values {
+	return url.Values{
+		"token": {"deprecated-verification-token"}, "team_id": {"T0001"}, "team_domain": {"example"},
+		"channel_id": {channel}, "channel_name": {"pat-requests"}, "user_id": {user}, "user_name": {strings.ToLower(user)},
+		"command": {command}, "text": {text}, "api_app_id": {"A0PATBOT"}, "is_enterprise_install": {"false"},
+		"response_url": {responseURL}, "trigger_id": {fmt.Sprintf("%d.9012.%s", time.Now().UnixNano(), user)},
+	}
+}
+
+// WithResponseURL sets the response_url of a BlockActionPayload, for
+// clicks on ephemeral messages that are answered through it.
+func WithResponseURL(form url.Values, responseURL string) url.Values {
+	var p map[string]any
+	json.Unmarshal([]byte(form.Get("payload")), &p)
+	p["response_url"] = responseURL
+	raw, _ := json.Marshal(p)
+	return url.Values{"payload": {string(raw)}}
+}
+
 // ViewSubmissionPayload is the form Slack posts when user submits a modal
 // whose input values are values[block_id][action_id].
 func ViewSubmissionPayload(user, callbackID, privateMetadata string, values map[string]map[string]string) url.Values {
@@ -448,9 +490,15 @@ func ViewSubmissionPayload(user, callbackID, privateMetadata string, values map[
 
 // BlockText returns every text in the message's blocks, decoded, one per
 // line: what a reader sees, for tests to search.
-func (m Message) BlockText() string {
+func (m Message) BlockText() string { return blockTexts(m.Blocks, false) }
+
+// Mrkdwn returns the message's mrkdwn texts only: the ones in which Slack
+// reads mentions and links, where requester-written text must be escaped.
+func (m Message) Mrkdwn() string { return blockTexts(m.Blocks, true) }
+
+func blockTexts(blocks json.RawMessage, onlyMrkdwn bool) string {
 	var v any
-	if err := json.Unmarshal(m.Blocks, &v); err != nil {
+	if err := json.Unmarshal(blocks, &v); err != nil {
 		return ""
 	}
 	var texts []string
@@ -458,7 +506,7 @@ func (m Message) BlockText() string {
 	walk = func(x any) {
 		switch x := x.(type) {
 		case map[string]any:
-			if t, ok := x["text"].(string); ok {
+			if t, ok := x["text"].(string); ok && (!onlyMrkdwn || x["type"] == "mrkdwn") {
 				texts = append(texts, t)
 			}
 			for _, v := range x {

@@ -210,7 +210,8 @@ func TestFakeAnswersMatchGitHubSchemas(t *testing.T) {
 			Permissions: github.Permissions{Repository: map[string]string{"contents": "write"}, Organization: map[string]string{"members": "read"}}})
 	}
 	fake.AddRequest("acme", github.PendingRequest{ID: 20, Owner: github.User{Login: "hubot", ID: 2}, Reason: "deploys"})
-	fake.AddGrant("acme", github.Grant{ID: 30, Owner: github.User{Login: "octocat", ID: 1}, TokenLastUsedAt: &exp})
+	fake.AddGrant("acme", github.Grant{ID: 30, Owner: github.User{Login: "octocat", ID: 1}, TokenLastUsedAt: &exp, RepositorySelection: "subset"},
+		github.Repository{ID: 7, Name: "api", FullName: "acme/api", Private: true})
 
 	cap := &capture{answers: map[string][]capturedResponse{}}
 	c, err := github.New(github.Config{AppID: fake.AppID, PrivateKey: fake.PrivateKeyPEM, BaseURL: fake.URL, Transport: cap})
@@ -228,6 +229,10 @@ func TestFakeAnswersMatchGitHubSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.ReviewRequest(ctx, "acme", 10, github.Review{Action: github.ActionDeny}) // 404: no longer pending
+	repos, err := c.ListGrantRepositories(ctx, "acme", 30)
+	if err != nil || len(repos) != 1 || repos[0].FullName != "acme/api" || !repos[0].Private {
+		t.Fatalf("grant repositories = %+v, %v", repos, err)
+	}
 	if err := c.RevokeGrant(ctx, "acme", 30); err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +245,7 @@ func TestFakeAnswersMatchGitHubSchemas(t *testing.T) {
 		{"GET /orgs/acme/personal-access-tokens", "/orgs/{org}/personal-access-tokens", "GET"},
 		{"POST /orgs/acme/personal-access-token-requests/10", "/orgs/{org}/personal-access-token-requests/{pat_request_id}", "POST"},
 		{"POST /orgs/acme/personal-access-tokens/30", "/orgs/{org}/personal-access-tokens/{pat_id}", "POST"},
+		{"GET /orgs/acme/personal-access-tokens/30/repositories", "/orgs/{org}/personal-access-tokens/{pat_id}/repositories", "GET"},
 	}
 	for _, chk := range checks {
 		answers := cap.answers[chk.key]

@@ -153,6 +153,41 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, o *org) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (s *Server) listGrantRepositories(w http.ResponseWriter, r *http.Request, o *org) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	exists := slices.ContainsFunc(o.grants, func(g github.Grant) bool { return g.ID == id })
+	var items []any
+	for _, repo := range o.grantRepos[id] {
+		items = append(items, s.wireRepository(o, repo))
+	}
+	s.mu.Unlock()
+	if !exists {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	s.paginate(w, r, o, fmt.Sprintf("personal-access-tokens/%d/repositories", id), items)
+}
+
+// wireRepository renders minimal-repository with its required fields.
+func (s *Server) wireRepository(o *org, repo github.Repository) map[string]any {
+	api := fmt.Sprintf("%srepos/%s", s.URL, repo.FullName)
+	out := map[string]any{
+		"id": repo.ID, "node_id": "R_" + strconv.FormatInt(repo.ID, 10), "name": repo.Name, "full_name": repo.FullName,
+		"owner": s.wireUser(github.User{Login: o.login, ID: o.id, Type: "Organization"}), "private": repo.Private,
+		"html_url": "https://github.com/" + repo.FullName, "description": nil, "fork": false, "url": api,
+	}
+	for _, k := range []string{"archive_url", "assignees_url", "blobs_url", "branches_url", "collaborators_url", "comments_url",
+		"commits_url", "compare_url", "contents_url", "contributors_url", "deployments_url", "downloads_url", "events_url",
+		"forks_url", "git_commits_url", "git_refs_url", "git_tags_url", "hooks_url", "issue_comment_url", "issue_events_url",
+		"issues_url", "keys_url", "labels_url", "languages_url", "merges_url", "milestones_url", "notifications_url",
+		"pulls_url", "releases_url", "stargazers_url", "statuses_url", "subscribers_url", "subscription_url", "tags_url",
+		"teams_url", "trees_url"} {
+		out[k] = api + "/" + strings.TrimSuffix(k, "_url")
+	}
+	return out
+}
+
 func (s *Server) getMembership(w http.ResponseWriter, r *http.Request, o *org) {
 	login := r.PathValue("user")
 	s.mu.Lock()

@@ -104,6 +104,7 @@ type org struct {
 	teams          map[string]map[string]github.Membership // slug -> login -> membership
 	requests       []github.PendingRequest
 	grants         []github.Grant
+	grantRepos     map[int64][]github.Repository
 	reviews        map[int64]Decision
 }
 
@@ -168,9 +169,10 @@ func (s *Server) AddOrg(login string, installationID int64) {
 			"organization_personal_access_tokens":         "write",
 			"members":                                     "read",
 		},
-		members: map[string]github.Membership{},
-		teams:   map[string]map[string]github.Membership{},
-		reviews: map[int64]Decision{},
+		members:    map[string]github.Membership{},
+		teams:      map[string]map[string]github.Membership{},
+		reviews:    map[int64]Decision{},
+		grantRepos: map[int64][]github.Repository{},
 	}
 }
 
@@ -218,8 +220,9 @@ func (s *Server) AddRequest(orgLogin string, r github.PendingRequest) {
 	o.requests = append(o.requests, r)
 }
 
-// AddGrant adds an approved token.
-func (s *Server) AddGrant(orgLogin string, g github.Grant) {
+// AddGrant adds an approved token; repos are the repositories of a subset
+// grant.
+func (s *Server) AddGrant(orgLogin string, g github.Grant, repos ...github.Repository) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.mustOrg(orgLogin)
@@ -234,6 +237,7 @@ func (s *Server) AddGrant(orgLogin string, g github.Grant) {
 		g.AccessGrantedAt = time.Now().UTC().Truncate(time.Second)
 	}
 	o.grants = append(o.grants, g)
+	o.grantRepos[g.ID] = repos
 }
 
 // Pending returns org's pending requests.
@@ -318,6 +322,7 @@ func (s *Server) routes() http.Handler {
 		api.HandleFunc("POST "+base+"/personal-access-token-requests/{id}", s.installation("organization_personal_access_token_requests", "write", s.reviewRequest))
 		api.HandleFunc("GET "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "read", s.listGrants))
 		api.HandleFunc("POST "+base+"/personal-access-tokens/{id}", s.installation("organization_personal_access_tokens", "write", s.revokeGrant))
+		api.HandleFunc("GET "+base+"/personal-access-tokens/{id}/repositories", s.installation("organization_personal_access_tokens", "read", s.listGrantRepositories))
 	}
 	api.HandleFunc("GET /orgs/{org}/memberships/{user}", s.installation("members", "read", s.getMembership))
 	api.HandleFunc("GET /orgs/{org}/teams/{team}/memberships/{user}", s.installation("members", "read", s.getTeamMembership))

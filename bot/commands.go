@@ -1,0 +1,173 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// Command is the slash command patbot answers.
+const Command = "/pat"
+
+// Action IDs of the grants listing's buttons.
+const (
+	ActionRevoke     = "pat_revoke"
+	ActionGrantsPage = "pat_grants_page"
+)
+
+const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's approved fine-grained tokens (yours by default). " +
+	"Owners and approvers see anyone's, and can revoke them.\n" +
+	"*/pat requests*: pending token requests, with links to their cards.\n" +
+	"*/pat help*: this message."
+
+var (
+	mentionRE = regexp.MustCompile(`^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$`)
+	loginRE   = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)
+)
+
+// slashCommand is the part of Slack's slash command payload patbot uses.
+type slashCommand struct {
+	Text        string
+	UserID      string
+	ChannelID   string
+	TeamDomain  string
+	ResponseURL string
+}
+
+// grantsQuery is what /pat grants asks for; it also travels in the listing's
+// buttons, so that a click repeats the query (re-checking who asks).
+type grantsQuery struct {
+	Login string `json:"l"`           // GitHub login whose tokens are listed; "" means the viewer's
+	Org   string `json:"f,omitempty"` // only this org
+	Page  int    `json:"p,omitempty"` // zero-based
+}
+
+// parseGrantsArgs reads "[@user | login] [--org NAME]". A Slack mention is
+// resolved through the users map. It returns the query or what is wrong.
+func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
+	var q grantsQuery
+	target := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--org" || a == "-org":
+			if i+1 == len(args) {
+				return q, "`--org` needs an organization name."
+			}
+			i++
+			q.Org = args[i]
+		case strings.HasPrefix(a, "--org="):
+			q.Org = strings.TrimPrefix(a, "--org=")
+		case strings.HasPrefix(a, "-"):
+			return q, fmt.Sprintf("Unknown option `%s`.", escape(a))
+		case target != "":
+			return q, "Name one member at a time."
+		default:
+			target = a
+		}
+	}
+	if q.Org != "" {
+		o, ok := b.policy.Org(q.Org)
+		if !ok {
+			return q, fmt.Sprintf("patbot does not serve an organization called `%s`.", escape(q.Org))
+		}
+		q.Org = o.Login
+	}
+	switch m := mentionRE.FindStringSubmatch(target); {
+	case target == "":
+	case m != nil:
+		login, ok := b.policy.Users[m[1]]
+		if !ok {
+			return q, fmt.Sprintf("<@%s> is not linked to a GitHub login in patbot's policy file; name their GitHub login instead: `/pat grants octocat`.", m[1])
+		}
+		q.Login = login
+	case loginRE.MatchString(strings.TrimPrefix(target, "@")):
+		q.Login = strings.TrimPrefix(target, "@")
+	default:
+		return q, fmt.Sprintf("`%s` is neither a Slack mention nor a GitHub login.", escape(truncate(target, 60)))
+	}
+	return q, ""
+}
+
+// CommandsHandler receives slash commands over HTTP.
+func (b *Bot) CommandsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := b.verifySlack(w, r)
+		if !ok {
+			return
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("user_id") == "" {
+			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "malformed").Inc()
+			http.Error(w, "malformed slash command", http.StatusBadRequest)
+			return
+		}
+		cmd := slashCommand{Text: form.Get("text"), UserID: form.Get("user_id"), ChannelID: form.Get("channel_id"),
+			TeamDomain: form.Get("team_domain"), ResponseURL: form.Get("response_url")}
+		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(b.HandleCommand(cmd))
+	})
+}
+
+// ephemeral is a reply only the user sees.
+func ephemeral(text string) *slack.WebhookMessage {
+	return &slack.WebhookMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+}
+
+// HandleCommand answers a /pat command at once; lookups run afterwards and
+// deliver their answer through the command's response_url.
+func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
+	args := strings.Fields(cmd.Text)
+	if len(args) > 10 {
+		args = args[:10]
+	}
+	sub := ""
+	if len(args) > 0 {
+		sub, args = strings.ToLower(args[0]), args[1:]
+	}
+	switch sub {
+	case "grants", "tokens":
+		q, problem := b.parseGrantsArgs(args)
+		if problem != "" {
+			return ephemeral(problem + "\n\n" + usage)
+		}
+		if err := b.submit(func(ctx context.Context) {
+			b.respond(ctx, cmd.ResponseURL, b.grantsMessage(ctx, cmd.UserID, q, nil))
+		}); err != nil {
+			return ephemeral("patbot is busy; try again in a moment.")
+		}
+		return ephemeral(":mag: Looking up tokens…")
+	case "requests":
+		if err := b.submit(func(ctx context.Context) {
+			b.respond(ctx, cmd.ResponseURL, b.requestsMessage(ctx, cmd.UserID, cmd.TeamDomain))
+		}); err != nil {
+			return ephemeral("patbot is busy; try again in a moment.")
+		}
+		return ephemeral(":mag: Looking up pending requests…")
+	case "", "help":
+		return ephemeral(usage)
+	default:
+		return ephemeral(fmt.Sprintf("Unknown command `%s`.\n\n%s", escape(truncate(sub, 40)), usage))
+	}
+}
+
+// respond replaces the ephemeral message a response_url belongs to.
+func (b *Bot) respond(ctx context.Context, responseURL string, msg *slack.WebhookMessage) {
+	if responseURL == "" {
+		return
+	}
+	msg.ResponseType = slack.ResponseTypeEphemeral
+	msg.ReplaceOriginal = true
+	err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, b.responseClient, msg)
+	b.metrics.slackCall("response_url", err)
+	if err != nil {
+		b.log.Warn("cannot answer through the response URL", "err", err)
+	}
+}

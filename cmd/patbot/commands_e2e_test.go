@@ -1,0 +1,347 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+// command runs a slash command as user and returns the immediate answer's
+// text; the looked-up answer arrives at the response URL named id.
+func (e *e2e) command(user, text, id string) string {
+	e.t.Helper()
+	form := slacktest.SlashCommandForm(user, "/pat", text, channel, e.slack.ResponseURL(id))
+	code, body := e.slackPost("/slack/commands", form, time.Now(), testSigning)
+	if code != http.StatusOK {
+		e.t.Fatalf("/pat %s: %d %s", text, code, body)
+	}
+	var ack struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(body), &ack); err != nil || ack.ResponseType != "ephemeral" {
+		e.t.Fatalf("/pat %s: answer %q", text, body)
+	}
+	return ack.Text
+}
+
+// response waits for the answer posted to the response URL named id (the
+// nth one there, counting from 1).
+func (e *e2e) response(id string, nth int) slacktest.Response {
+	e.t.Helper()
+	var got []slacktest.Response
+	e.waitFor("answer at "+id, func() bool {
+		got = got[:0]
+		for _, r := range e.slack.Responses() {
+			if strings.HasSuffix(r.Path, "/"+id) {
+				got = append(got, r)
+			}
+		}
+		return len(got) >= nth
+	})
+	r := got[nth-1]
+	if r.Error != "" {
+		e.t.Errorf("Slack would refuse the answer: %s", r.Error)
+	}
+	var m struct {
+		ResponseType    string `json:"response_type"`
+		ReplaceOriginal bool   `json:"replace_original"`
+	}
+	json.Unmarshal(r.Body, &m)
+	if m.ResponseType != "ephemeral" || !m.ReplaceOriginal {
+		e.t.Errorf("answer is not an ephemeral replacement: %s", r.Body)
+	}
+	return r
+}
+
+func ptime(t time.Time) *time.Time { return &t }
+
+// seedGrants gives halain987 four tokens and carol one.
+func (e *e2e) seedGrants() {
+	now := time.Now().UTC().Truncate(time.Second)
+	hal := github.User{Login: "halain987", ID: 18029382}
+	e.gh.AddGrant(org, github.Grant{ID: 501, Owner: hal, TokenID: 11, TokenName: "old-ci", RepositorySelection: "all",
+		AccessGrantedAt: now.Add(-300 * 24 * time.Hour), TokenExpiresAt: ptime(now.Add(-24 * time.Hour)), TokenExpired: true,
+		TokenLastUsedAt: ptime(now.Add(-40 * 24 * time.Hour))})
+	e.gh.AddGrant(org, github.Grant{ID: 502, Owner: hal, TokenID: 12, TokenName: "deploy <!channel>", RepositorySelection: "subset",
+		Permissions:     github.Permissions{Repository: map[string]string{"contents": "write", "metadata": "read"}},
+		AccessGrantedAt: now.Add(-10 * 24 * time.Hour), TokenExpiresAt: ptime(now.Add(3 * 24 * time.Hour)),
+		TokenLastUsedAt: ptime(now.Add(-2 * time.Hour))},
+		github.Repository{ID: 1, Name: "api", FullName: org + "/api"}, github.Repository{ID: 2, Name: "web", FullName: org + "/web"})
+	e.gh.AddGrant(org, github.Grant{ID: 503, Owner: hal, TokenID: 13, TokenName: "forever", RepositorySelection: "none",
+		Permissions:     github.Permissions{Organization: map[string]string{"members": "read"}},
+		AccessGrantedAt: now.Add(-5 * 24 * time.Hour)})
+	e.gh.AddGrant(org, github.Grant{ID: 504, Owner: hal, TokenID: 14, TokenName: "laptop", RepositorySelection: "all",
+		AccessGrantedAt: now.Add(-20 * 24 * time.Hour), TokenExpiresAt: ptime(now.Add(60 * 24 * time.Hour)),
+		TokenLastUsedAt: ptime(now.Add(-10 * time.Minute))})
+	e.gh.AddGrant(org, github.Grant{ID: 601, Owner: github.User{Login: "carol", ID: 3}, TokenID: 21, TokenName: "carols-token",
+		RepositorySelection: "all", TokenExpiresAt: ptime(now.Add(30 * 24 * time.Hour))})
+}
+
+func TestE2EPatGrantsTargets(t *testing.T) {
+	for _, tc := range []struct {
+		name, user, text string
+	}{
+		{"mention with name", "U0ALICE", "grants <@U0HAL|halain987>"},
+		{"mention without name", "U0ALICE", "grants <@U0HAL>"},
+		{"GitHub login", "U0ALICE", "grants halain987"},
+		{"org filter", "U0ALICE", "grants halain987 --org github-ssh-authority"},
+		{"self", "U0HAL", "grants"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newE2E(t)
+			e.seedGrants()
+			if ack := e.command(tc.user, tc.text, "r1"); !strings.Contains(ack, "Looking up") {
+				t.Errorf("ack = %q", ack)
+			}
+			text := e.response("r1", 1).Text()
+			// halain987's four tokens, most recently used first, flagged.
+			order := []string{"laptop", "deploy &lt;!channel&gt;", "old-ci", "forever"}
+			last := -1
+			for _, name := range order {
+				i := strings.Index(text, name)
+				if i < 0 {
+					t.Fatalf("listing lacks %q:\n%s", name, text)
+				}
+				if i < last {
+					t.Errorf("%q out of order (most recently used first)", name)
+				}
+				last = i
+			}
+			for _, want := range []string{
+				"4 approved fine-grained tokens in github-ssh-authority", "1 expired", "1 expiring within 7 days", "1 never expiring",
+				"`github-ssh-authority/api`, `github-ssh-authority/web`", "repo contents:write, metadata:read", "org members:read",
+				"*Last used* never", "all repositories", "no repositories",
+			} {
+				if !strings.Contains(text, want) {
+					t.Errorf("listing lacks %q", want)
+				}
+			}
+			if strings.Contains(text, "carols-token") || strings.Contains(e.response("r1", 1).Mrkdwn(), "<!channel>") {
+				t.Errorf("listing shows another member's token or an unescaped name:\n%s", text)
+			}
+			// halain987 is an owner too, so both viewers may revoke.
+			if n := strings.Count(string(e.response("r1", 1).Body), `"pat_revoke"`); n != 4 {
+				t.Errorf("%d Revoke buttons, want 4", n)
+			}
+		})
+	}
+}
+
+func TestE2EPatGrantsOwnTokensWithoutRevoke(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	e.command("U0CAROL", "grants", "r1")
+	r := e.response("r1", 1)
+	if !strings.Contains(r.Text(), "carols-token") || strings.Contains(r.Text(), "laptop") {
+		t.Errorf("carol's listing:\n%s", r.Text())
+	}
+	if strings.Contains(string(r.Body), "pat_revoke") {
+		t.Error("a member who is not an approver got Revoke buttons")
+	}
+}
+
+func TestE2EPatGrantsRefusesOthersToNonApprovers(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	e.command("U0CAROL", "grants <@U0HAL|halain987>", "r1")
+	text := e.response("r1", 1).Text()
+	if !strings.Contains(text, "only owners and approvers see other members' tokens") {
+		t.Errorf("answer = %q", text)
+	}
+	for _, secret := range []string{"laptop", "old-ci", "forever", "deploy"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("refusal leaks %q", secret)
+		}
+	}
+	for _, c := range e.gh.Calls() {
+		if c.Path == "/orgs/"+org+"/personal-access-tokens" {
+			t.Errorf("GitHub asked for the tokens anyway: %+v", c.Query)
+		}
+	}
+	// Unmapped users are told how to get linked.
+	e.command("U0NOBODY", "grants", "r2")
+	if text := e.response("r2", 1).Text(); !strings.Contains(text, "not linked to a GitHub login") {
+		t.Errorf("unmapped: %q", text)
+	}
+}
+
+func TestE2EPatGrantsPaginatesOverManyTokens(t *testing.T) {
+	e := newE2E(t)
+	hal := github.User{Login: "halain987", ID: 18029382}
+	base := time.Now().UTC().Truncate(time.Second)
+	for i := range 130 {
+		e.gh.AddGrant(org, github.Grant{ID: int64(1000 + i), Owner: hal, TokenID: int64(i), TokenName: fmt.Sprintf("tok-%03d", i),
+			RepositorySelection: "all", TokenLastUsedAt: ptime(base.Add(-time.Duration(i) * time.Minute)), TokenExpiresAt: ptime(base.Add(90 * 24 * time.Hour))})
+	}
+	e.command("U0ALICE", "grants halain987", "r1")
+	r := e.response("r1", 1)
+	text := r.Text()
+	if !strings.Contains(text, "130 approved fine-grained tokens") || !strings.Contains(text, "page 1 of 13") {
+		t.Fatalf("summary:\n%s", text)
+	}
+	if !strings.Contains(text, "tok-000") || !strings.Contains(text, "tok-009") || strings.Contains(text, "tok-010") {
+		t.Errorf("page 1 holds the wrong tokens:\n%s", text)
+	}
+	// GitHub's own pages: 100 and 30, through the Link header.
+	var pages []string
+	for _, c := range e.gh.Calls() {
+		if strings.HasSuffix(c.Path, "/personal-access-tokens") {
+			pages = append(pages, c.Query.Get("page"))
+		}
+	}
+	if strings.Join(pages, ",") != ",2" {
+		t.Errorf("GitHub pages fetched: %q", pages)
+	}
+
+	// Next ›
+	var next string
+	var blocks []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	var msg struct {
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	json.Unmarshal(r.Body, &msg)
+	json.Unmarshal(msg.Blocks, &blocks)
+	for _, b := range blocks {
+		for _, el := range b.Elements {
+			if el.ActionID == "pat_grants_page_1" {
+				next = el.Value
+			}
+		}
+	}
+	if next == "" {
+		t.Fatal("no Next button")
+	}
+	form := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_grants_page_1", next), e.slack.ResponseURL("r2"))
+	if code, _ := e.slackPost("/slack/interactions", form, time.Now(), testSigning); code != http.StatusOK {
+		t.Fatalf("next: %d", code)
+	}
+	page2 := e.response("r2", 1).Text()
+	if !strings.Contains(page2, "page 2 of 13") || !strings.Contains(page2, "tok-010") || strings.Contains(page2, "tok-009") {
+		t.Errorf("page 2:\n%s", page2)
+	}
+}
+
+// revokeValueFor finds the value of the Revoke button of a token in a
+// listing.
+func revokeValueFor(t *testing.T, r slacktest.Response, tokenName string) string {
+	t.Helper()
+	var msg struct {
+		Blocks []struct {
+			Text *struct {
+				Text string `json:"text"`
+			} `json:"text"`
+			Accessory *struct {
+				ActionID string `json:"action_id"`
+				Value    string `json:"value"`
+			} `json:"accessory"`
+		} `json:"blocks"`
+	}
+	json.Unmarshal(r.Body, &msg)
+	for _, b := range msg.Blocks {
+		if b.Text != nil && strings.Contains(b.Text.Text, tokenName) && b.Accessory != nil && b.Accessory.ActionID == "pat_revoke" {
+			return b.Accessory.Value
+		}
+	}
+	t.Fatalf("no Revoke button for %s", tokenName)
+	return ""
+}
+
+func TestE2EPatRevoke(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	e.command("U0ALICE", "grants halain987", "r1")
+	value := revokeValueFor(t, e.response("r1", 1), "laptop")
+
+	// A member who is not an approver replays the button: refused.
+	forged := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0CAROL", channel, "1.2", "pat_revoke", value), e.slack.ResponseURL("forged"))
+	e.slackPost("/slack/interactions", forged, time.Now(), testSigning)
+	if text := e.response("forged", 1).Text(); !strings.Contains(text, "Only owners of github-ssh-authority") {
+		t.Errorf("forged revoke answered %q", text)
+	}
+
+	click := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_revoke", value), e.slack.ResponseURL("r1"))
+	if code, _ := e.slackPost("/slack/interactions", click, time.Now(), testSigning); code != http.StatusOK {
+		t.Fatalf("revoke click: %d", code)
+	}
+	listing := e.response("r1", 2).Text()
+	if !strings.Contains(listing, "~`laptop`~ :lock: *revoked* by <@U0ALICE>") {
+		t.Errorf("listing after revoke:\n%s", listing)
+	}
+	revokes := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-tokens/504")
+	if len(revokes) != 1 || revokes[0].Status != http.StatusNoContent {
+		t.Fatalf("GitHub revoke calls: %+v", revokes)
+	}
+	for _, g := range e.gh.Grants(org) {
+		if g.ID == 504 {
+			t.Error("the grant still exists in GitHub")
+		}
+	}
+	e.waitFor("notice in the channel", func() bool {
+		for _, m := range e.slack.Messages(channel) {
+			if strings.Contains(m.Text, "revoked halain987's fine-grained token “laptop”") && strings.Contains(m.Text, "<@U0ALICE> (alice)") {
+				return true
+			}
+		}
+		return false
+	})
+	var kinds []string
+	for _, ev := range e.audit() {
+		kinds = append(kinds, ev.Kind+":"+ev.Actor)
+		if ev.Kind == "revocation" && (ev.GrantID != 504 || ev.SlackUser != "U0ALICE" || !strings.Contains(ev.Detail, "laptop")) {
+			t.Errorf("revocation event = %+v", ev)
+		}
+	}
+	if strings.Join(kinds, ",") != "refused:carol,revocation:alice" {
+		t.Errorf("audit = %v", kinds)
+	}
+}
+
+func TestE2EPatRequests(t *testing.T) {
+	e := newE2E(t)
+	card := e.created()
+	e.command("U0ALICE", "requests", "r1")
+	text := e.response("r1", 1).Text()
+	link := "https://example.slack.com/archives/" + channel + "/p" + strings.ReplaceAll(card.TS, ".", "")
+	if !strings.Contains(text, "1 pending token request") || !strings.Contains(text, "release-bot") || !strings.Contains(text, link) {
+		t.Errorf("requests:\n%s", text)
+	}
+	e.command("U0CAROL", "requests", "r2")
+	if text := e.response("r2", 1).Text(); !strings.Contains(text, "No pending token requests") {
+		t.Errorf("non-approver sees %q", text)
+	}
+	r := e.record()
+	if r.State != store.StatePending {
+		t.Errorf("listing changed the request: %s", r.State)
+	}
+}
+
+func TestE2EPatHelpAndMistakes(t *testing.T) {
+	e := newE2E(t)
+	for text, want := range map[string]string{
+		"":                       "*/pat grants*",
+		"help":                   "*/pat requests*",
+		"frobnicate":             "Unknown command `frobnicate`",
+		"grants a b":             "Name one member at a time",
+		"grants --org":           "`--org` needs an organization name",
+		"grants --org elsewhere": "does not serve an organization called `elsewhere`",
+		"grants <@U0NOBODY>":     "<@U0NOBODY> is not linked to a GitHub login",
+		"grants <script>":        "`&lt;script&gt;` is neither",
+	} {
+		if got := e.command("U0ALICE", text, "x"); !strings.Contains(got, want) {
+			t.Errorf("/pat %s: %q lacks %q", text, got, want)
+		}
+	}
+}
