@@ -10,6 +10,7 @@ import (
 
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
 )
 
@@ -343,5 +344,16 @@ func TestE2EPatHelpAndMistakes(t *testing.T) {
 		if got := e.command("U0ALICE", text, "x"); !strings.Contains(got, want) {
 			t.Errorf("/pat %s: %q lacks %q", text, got, want)
 		}
+	}
+}
+
+func TestE2EPatGrantsShowsGitHubErrorsPlainly(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	e.gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: "/orgs/" + org + "/personal-access-tokens", Status: http.StatusBadGateway})
+	e.command("U0ALICE", "grants halain987", "r1")
+	text := e.response("r1", 1).Text()
+	if !strings.Contains(text, "github-ssh-authority: GitHub answered 502 Bad Gateway; the tokens there are not listed.") {
+		t.Errorf("answer = %q", text)
 	}
 }
