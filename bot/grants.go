@@ -142,9 +142,12 @@ func notLinked(slackUser string) string {
 }
 
 // orgsFor returns the configured orgs, or only the one named.
-func (b *Bot) orgsFor(only string) []Org {
+func (b *Bot) orgsFor(only string) []Org { return b.policy.sorted(only) }
+
+// sorted returns the orgs (or only the one named) in order of login.
+func (p Policy) sorted(only string) []Org {
 	var orgs []Org
-	for _, o := range b.policy.Orgs {
+	for _, o := range p.Orgs {
 		if only == "" || strings.EqualFold(only, o.Login) {
 			orgs = append(orgs, o)
 		}

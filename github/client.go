@@ -330,3 +330,18 @@ func WebURL(apiBase string) string {
 	}
 	return u.Scheme + "://" + u.Host
 }
+
+// App is the GitHub App patbot runs as.
+type App struct {
+	ID   int64  `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+// App returns the App the private key belongs to (GET /app, authenticated
+// with the App's JWT): the check that the App ID and key work.
+func (c *Client) App(ctx context.Context) (App, error) {
+	var app App
+	err := c.do(ctx, c.app, "get the app", http.MethodGet, "app", nil, &app)
+	return app, err
+}

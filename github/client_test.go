@@ -451,3 +451,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestApp(t *testing.T) {
+	fake, c := setup(t)
+	app, err := c.App(context.Background())
+	if err != nil || app.ID != fake.AppID || app.Slug != "patbot" {
+		t.Fatalf("app = %+v, %v", app, err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 		Policy:             cfg.Policy,
 		WebhookSecret:      cfg.WebhookSecret,
 		SlackSigningSecret: cfg.SlackSigningSecret,
-		GitHubWebURL:       github.WebURL(cfg.GitHubAPIURL),
+		GitHubWebURL:       cmp.Or(cfg.GitHubWebURL, github.WebURL(cfg.GitHubAPIURL)),
 		Logger:             log,
 		Metrics:            reg,
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	PrivateKey    []byte // secret
 	WebhookSecret []byte // secret
 	GitHubAPIURL  string
+	// GitHubWebURL is where cards link to; derived from GitHubAPIURL unless
+	// set (the demo sets it).
+	GitHubWebURL string
 
 	SlackBotToken      string // secret
 	SlackSigningSecret string // secret

@@ -1,7 +1,9 @@
 // Command patbot approves GitHub fine-grained personal access token requests
 // from Slack.
 //
+//	patbot demo                                              the whole flow, offline
 //	patbot [serve] [-config FILE] [-db FILE] [-addr ADDR]   run the service
+//	patbot check [-config FILE]                              check configuration, GitHub and Slack
 //	patbot version                                           print the version
 package main
 
@@ -39,7 +41,9 @@ func main() {
 const usage = `patbot approves GitHub fine-grained personal access token requests from Slack.
 
 Usage:
+  patbot demo              the whole flow, offline, with built-in fakes: start here
   patbot [serve] [flags]   run the service (the default)
+  patbot check [flags]     check the configuration, GitHub and Slack
   patbot version           print the version
   patbot help              show this help
 
@@ -54,6 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stderr)
+	case "check":
+		return check(ctx, args, getenv, stdout, stderr)
+	case "demo":
+		return demo(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK

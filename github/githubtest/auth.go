@@ -198,3 +198,12 @@ func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
 		"access_tokens_url":    fmt.Sprintf("%s/app/installations/%d/access_tokens", strings.TrimSuffix(s.URL, "/"), o.installationID),
 	})
 }
+
+func (s *Server) getApp(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": s.AppID, "slug": "patbot", "name": "patbot", "node_id": "A_patbot",
+		"owner":       map[string]any{"login": "acme", "type": "Organization"},
+		"permissions": map[string]string{"organization_personal_access_token_requests": "write", "organization_personal_access_tokens": "write", "members": "read"},
+		"events":      []string{"personal_access_token_request"},
+	})
+}

@@ -315,6 +315,7 @@ func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("POST /app/installations/{id}/access_tokens", s.app(s.createToken))
 	api.HandleFunc("GET /orgs/{org}/installation", s.app(s.getInstallation))
+	api.HandleFunc("GET /app", s.app(s.getApp))
 	api.HandleFunc("POST /app-manifests/{code}/conversions", s.notImplemented)
 
 	for _, base := range []string{"/orgs/{org}", "/organizations/{orgid}"} {

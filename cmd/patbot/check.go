@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/github"
+)
+
+// checkTimeout bounds the whole of patbot check.
+const checkTimeout = time.Minute
+
+// check validates the configuration, then that GitHub and Slack accept
+// patbot's credentials and that every org is set up, printing one line per
+// check. It exits non-zero on any failure.
+func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "✗ configuration: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "✓ configuration: %d %s, %d Slack %s mapped to GitHub logins\n",
+		len(cfg.Policy.Orgs), plural(len(cfg.Policy.Orgs), "organization", "organizations"),
+		len(cfg.Policy.Users), plural(len(cfg.Policy.Users), "user", "users"))
+
+	gh, err := github.New(github.Config{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, BaseURL: cfg.GitHubAPIURL})
+	if err != nil {
+		fmt.Fprintf(stdout, "✗ GitHub App: %v\n", err)
+		return exitFailed
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	failed := 0
+	for _, r := range bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Policy) {
+		mark := "✓"
+		if !r.OK {
+			mark = "✗"
+			failed++
+		}
+		fmt.Fprintf(stdout, "%s %s: %s\n", mark, r.What, r.Detail)
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "\n%d %s to fix.\n", failed, plural(failed, "problem", "problems"))
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "\nAll checks passed.")
+	return exitOK
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

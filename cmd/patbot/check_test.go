@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github/githubtest"
+)
+
+func TestDemoRunsTheWholeFlowOffline(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"demo"}, getenv(nil), &out, &errOut); code != 0 {
+		t.Fatalf("demo exited %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"POST /github/webhook (personal_access_token_request, created) → 202 Accepted",
+		"Publish releases from the CI pipeline.", "[ Approve ]  [ Deny… ]", "Block Kit JSON:", `"action_id": "pat_approve"`,
+		"POST /slack/interactions → 200",
+		`POST /orgs/acme/personal-access-token-requests/4242 {"action":"approve"} → 204 No Content`,
+		"*Approved* by @alice (alice)", "octocat got a direct message",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+// checkEnv is a configuration whose GitHub and Slack are fakes.
+func checkEnv(t *testing.T, policy string) (map[string]string, *githubtest.Server, *slacktest.Server) {
+	t.Helper()
+	gh, err := githubtest.New(githubtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gh.Close)
+	sl := slacktest.New(testBotToken)
+	t.Cleanup(sl.Close)
+	env := testEnv(t, policy)
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600)
+	env["GITHUB_APP_ID"] = fmt.Sprint(gh.AppID)
+	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
+	env["GITHUB_API_URL"] = gh.URL
+	env["SLACK_API_URL"] = sl.URL
+	return env, gh, sl
+}
+
+const checkPolicy = `
+orgs:
+  acme: {channel: C0000000001}
+  beta: {channel: C0000000002}
+  gamma: {channel: C0000000003}
+users: {U0ALICE: alice}
+`
+
+func TestCheckAllGood(t *testing.T) {
+	env, gh, _ := checkEnv(t, checkPolicy)
+	for i, org := range []string{"acme", "beta", "gamma"} {
+		gh.AddOrg(org, int64(10+i))
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code != 0 {
+		t.Fatalf("check exited %d:\n%s", code, &out)
+	}
+	for _, want := range []string{
+		"✓ configuration: 3 organizations, 1 Slack user mapped",
+		"✓ GitHub App: authenticated as patbot",
+		"✓ GitHub acme: installed (installation 10)",
+		"✓ Slack: bot token works",
+		"✓ Slack C0000000003 (gamma): #pat-requests exists and the bot can post there",
+		"All checks passed.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, &out)
+		}
+	}
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	env, gh, sl := checkEnv(t, checkPolicy)
+	gh.AddOrg("acme", 10)
+	gh.AddOrg("gamma", 12)
+	gh.SetPermissions("gamma", map[string]string{"organization_personal_access_token_requests": "read", "members": "read"})
+	sl.SetChannels("C0000000001")
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard)
+	if code != exitFailed {
+		t.Fatalf("check exited %d, want %d:\n%s", code, exitFailed, &out)
+	}
+	for _, want := range []string{
+		"✓ GitHub acme: installed",
+		"✗ GitHub beta: the App is not installed on beta",
+		"✗ GitHub gamma: installation 12 lacks organization_personal_access_token_requests: write, organization_personal_access_tokens: write",
+		"✓ Slack C0000000001 (acme)",
+		"✗ Slack C0000000002 (beta): Slack says channel_not_found",
+		"4 problems to fix.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, &out)
+		}
+	}
+
+	// A wrong Slack token and a wrong key are reported, without the secrets.
+	env["SLACK_BOT_TOKEN"] = "xoxb-wrong-secret-token"
+	env["GITHUB_APP_ID"] = "999"
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code != exitFailed {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"✗ GitHub App: the App ID and private key do not authenticate: GitHub answered 401 Unauthorized", "✗ Slack: the bot token does not work: Slack says invalid_auth"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, &out)
+		}
+	}
+	if strings.Contains(out.String(), "xoxb-wrong-secret-token") {
+		t.Error("check printed the token")
+	}
+}
+
+func TestCheckInvalidConfiguration(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"check"}, getenv(nil), &out, io.Discard); code != exitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.HasPrefix(out.String(), "✗ configuration: GITHUB_APP_ID is required") {
+		t.Errorf("output = %q", &out)
+	}
+}
