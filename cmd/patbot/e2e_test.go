@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -91,6 +92,13 @@ func newE2E(t *testing.T) *e2e {
 		e.stop()
 		if t.Failed() {
 			t.Logf("patbot's log:\n%s", e.logs)
+		}
+		// The manifest grants scopes for the methods in bot.SlackScopes:
+		// every method patbot called must be listed there.
+		for _, c := range e.slack.Calls("") {
+			if _, ok := bot.SlackScopes[c.Method]; !ok {
+				t.Errorf("patbot called %s, which bot.SlackScopes (and so the manifest) does not cover", c.Method)
+			}
 		}
 		for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY", "ghs_"} {
 			if strings.Contains(e.logs.String(), secret) {

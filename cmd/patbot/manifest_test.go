@@ -1,0 +1,111 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/patbot/patbot/bot"
+)
+
+// slackManifest is the part of a Slack app manifest patbot relies on.
+type slackManifest struct {
+	DisplayInformation struct {
+		Name        string `yaml:"name"`
+		Description string `yaml:"description"`
+	} `yaml:"display_information"`
+	Features struct {
+		BotUser struct {
+			DisplayName string `yaml:"display_name"`
+		} `yaml:"bot_user"`
+		SlashCommands []struct {
+			Command      string `yaml:"command"`
+			URL          string `yaml:"url"`
+			Description  string `yaml:"description"`
+			UsageHint    string `yaml:"usage_hint"`
+			ShouldEscape bool   `yaml:"should_escape"`
+		} `yaml:"slash_commands"`
+	} `yaml:"features"`
+	OAuthConfig struct {
+		Scopes struct {
+			Bot []string `yaml:"bot"`
+		} `yaml:"scopes"`
+	} `yaml:"oauth_config"`
+	Settings struct {
+		Interactivity struct {
+			IsEnabled  bool   `yaml:"is_enabled"`
+			RequestURL string `yaml:"request_url"`
+		} `yaml:"interactivity"`
+		SocketModeEnabled    bool `yaml:"socket_mode_enabled"`
+		TokenRotationEnabled bool `yaml:"token_rotation_enabled"`
+	} `yaml:"settings"`
+}
+
+func TestManifestMatchesPatbot(t *testing.T) {
+	raw, err := os.ReadFile("../../manifest.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m slackManifest
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.DisplayInformation.Name == "" || len(m.DisplayInformation.Name) > 35 || m.Features.BotUser.DisplayName == "" {
+		t.Errorf("display information = %+v", m.DisplayInformation)
+	}
+	if m.Settings.SocketModeEnabled || m.Settings.TokenRotationEnabled {
+		t.Error("the manifest is for HTTP mode without token rotation")
+	}
+
+	// Every URL points at patbot.example.com and at a route patbot serves.
+	if len(m.Features.SlashCommands) != 1 {
+		t.Fatalf("slash commands = %+v", m.Features.SlashCommands)
+	}
+	cmd := m.Features.SlashCommands[0]
+	if cmd.Command != bot.Command || !cmd.ShouldEscape || cmd.UsageHint == "" || cmd.Description == "" {
+		t.Errorf("slash command = %+v; it needs should_escape: true so that mentions arrive as user IDs", cmd)
+	}
+	if !m.Settings.Interactivity.IsEnabled {
+		t.Error("interactivity is off")
+	}
+	env := testEnv(t, goodPolicy)
+	app, stop := startApp(t, env, io.Discard)
+	defer stop()
+	for _, raw := range []string{cmd.URL, m.Settings.Interactivity.RequestURL} {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || u.Host != "patbot.example.com" {
+			t.Errorf("URL %q is not https://patbot.example.com/…", raw)
+			continue
+		}
+		resp, err := http.Post("http://"+app.Addr()+u.Path, "application/x-www-form-urlencoded", strings.NewReader(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		// Unsigned, so refused: but by the route, not for want of one.
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s: %d, want 401 from patbot's Slack route", u.Path, resp.StatusCode)
+		}
+	}
+
+	// Every Slack method patbot calls is covered by a scope.
+	granted := map[string]bool{}
+	for _, s := range m.OAuthConfig.Scopes.Bot {
+		granted[s] = true
+	}
+	if !granted["commands"] {
+		t.Error("scope commands (for /pat) missing")
+	}
+	for method, scopes := range bot.SlackScopes {
+		for _, s := range strings.Fields(scopes) {
+			if !granted[s] {
+				t.Errorf("%s needs scope %s, which the manifest lacks", method, s)
+			}
+		}
+	}
+}
