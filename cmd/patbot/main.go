@@ -44,6 +44,8 @@ Usage:
   patbot demo              the whole flow, offline, with built-in fakes: start here
   patbot [serve] [flags]   run the service (the default)
   patbot check [flags]     check the configuration, GitHub and Slack
+  patbot setup github -webhook-url URL [-org ORG]
+                           create patbot's GitHub App from a manifest
   patbot version           print the version
   patbot help              show this help
 
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, args, getenv, stdout, stderr)
 	case "demo":
 		return demo(ctx, args, stdout, stderr)
+	case "setup":
+		return setup(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK

@@ -59,6 +59,9 @@ type Server struct {
 	calls    []Call
 	faults   []*Fault
 	nextID   int64
+	codes    map[string]bool // manifest codes not yet converted
+	// WebhookSecret is what a manifest conversion hands back.
+	WebhookSecret string
 }
 
 // Call is one request the fake received.
@@ -137,6 +140,8 @@ func New(opts Options) (*Server, error) {
 		orgs:          map[string]*org{},
 		tokens:        map[string]issuedToken{},
 		nextID:        900000,
+		codes:         map[string]bool{},
+		WebhookSecret: "whsec_githubtest",
 	}
 	s.srv = httptest.NewServer(s.routes())
 	s.URL = s.srv.URL + Prefix + "/"
@@ -316,7 +321,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /app/installations/{id}/access_tokens", s.app(s.createToken))
 	api.HandleFunc("GET /orgs/{org}/installation", s.app(s.getInstallation))
 	api.HandleFunc("GET /app", s.app(s.getApp))
-	api.HandleFunc("POST /app-manifests/{code}/conversions", s.notImplemented)
+	api.HandleFunc("POST /app-manifests/{code}/conversions", s.convertManifest)
 
 	for _, base := range []string{"/orgs/{org}", "/organizations/{orgid}"} {
 		api.HandleFunc("GET "+base+"/personal-access-token-requests", s.installation("organization_personal_access_token_requests", "read", s.listRequests))
@@ -356,8 +361,33 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-func (s *Server) notImplemented(w http.ResponseWriter, _ *http.Request) {
-	writeError(w, http.StatusNotImplemented, "githubtest: not implemented")
+// AddManifestCode makes code redeemable, once, as GitHub's redirect after
+// creating an App from a manifest would.
+func (s *Server) AddManifestCode(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.codes[code] = true
+}
+
+// convertManifest answers POST /app-manifests/{code}/conversions with the
+// App's credentials: this fake's App ID and key.
+func (s *Server) convertManifest(w http.ResponseWriter, r *http.Request) {
+	code := r.PathValue("code")
+	s.mu.Lock()
+	ok := s.codes[code]
+	delete(s.codes, code)
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": s.AppID, "slug": "patbot", "node_id": "A_patbot", "name": "patbot",
+		"owner":    map[string]any{"login": "acme", "type": "Organization"},
+		"html_url": "https://github.com/apps/patbot", "client_id": "Iv1.patbot", "client_secret": "client-secret",
+		"webhook_secret": s.WebhookSecret, "pem": string(s.PrivateKeyPEM),
+		"created_at": time.Now().UTC().Format(time.RFC3339), "updated_at": time.Now().UTC().Format(time.RFC3339),
+	})
 }
 
 // fault answers with the first matching fault, if any.
