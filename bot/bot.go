@@ -73,12 +73,17 @@ var _ GitHub = (*github.Client)(nil)
 // Deps are what New needs. Store, GitHub, Slack, WebhookSecret and
 // SlackSigningSecret are required.
 type Deps struct {
-	Store              *store.DB
-	GitHub             GitHub
-	Slack              Slack
-	Policy             Policy
-	WebhookSecret      []byte
+	Store         *store.DB
+	GitHub        GitHub
+	Slack         Slack
+	Policy        Policy
+	WebhookSecret []byte
+	// SlackSigningSecret verifies Slack's HTTP requests; required unless
+	// SocketMode is set.
 	SlackSigningSecret string
+	// SocketMode, when set, receives Slack's interactions and commands
+	// over Socket Mode instead of HTTP.
+	SocketMode *SocketModeConfig
 	// GitHubWebURL is where links on cards point: https://github.com, or a
 	// GitHub Enterprise Server host. Default https://github.com.
 	GitHubWebURL string
@@ -145,6 +150,9 @@ type Bot struct {
 	reserved atomic.Int64
 	running  atomic.Bool
 	inflight sync.WaitGroup
+
+	socketMode      *SocketModeConfig
+	socketConnected atomic.Bool
 }
 
 // New builds a Bot and queues the work a previous run left unfinished.
@@ -152,8 +160,8 @@ func New(d Deps) (*Bot, error) {
 	if d.Store == nil || d.GitHub == nil || d.Slack == nil {
 		return nil, errors.New("bot: Store, GitHub and Slack are required")
 	}
-	if len(d.WebhookSecret) == 0 || d.SlackSigningSecret == "" {
-		return nil, errors.New("bot: WebhookSecret and SlackSigningSecret are required")
+	if len(d.WebhookSecret) == 0 || d.SlackSigningSecret == "" && d.SocketMode == nil {
+		return nil, errors.New("bot: WebhookSecret, and SlackSigningSecret or SocketMode, are required")
 	}
 	if d.GitHubWebURL == "" {
 		d.GitHubWebURL = "https://github.com"
@@ -183,6 +191,7 @@ func New(d Deps) (*Bot, error) {
 		workers:        orDefault(d.Workers, 4),
 		taskWorkers:    orDefault(d.InteractionWorkers, 8),
 		tasks:          make(chan func(context.Context), 256),
+		socketMode:     d.SocketMode,
 		jobTimeout:     orDefault(d.JobTimeout, 60*time.Second),
 		maxAttempts:    orDefault(d.MaxAttempts, 10),
 		retryBackoff:   orDefault(d.RetryBackoff, time.Second),
@@ -242,6 +251,9 @@ func (b *Bot) Run(ctx context.Context) error {
 		loops.Go(func() { b.runTasks(ctx, workCtx) })
 	}
 	loops.Go(func() { b.pruneLoop(ctx) })
+	if b.socketMode != nil {
+		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })
+	}
 	b.running.Store(true)
 	<-ctx.Done()
 	b.running.Store(false)
@@ -262,13 +274,17 @@ func (b *Bot) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the store is usable and the workers are running.
+// Ready reports whether the store is usable, the workers are running and,
+// in Socket Mode, the connection to Slack is up.
 func (b *Bot) Ready() error {
 	if err := b.store.Ping(); err != nil {
 		return err
 	}
 	if !b.running.Load() {
 		return errors.New("workers are not running")
+	}
+	if b.socketMode != nil && !b.socketConnected.Load() {
+		return errors.New("not connected to Slack (Socket Mode)")
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ type Server struct {
 	faults     []*Fault
 	channels   map[string]bool // known channels; empty means all exist
 	notify     chan struct{}
+	socket     *socket // nil until EnableSocketMode
 }
 
 // Message is a message patbot posted, with its latest content.
@@ -119,6 +120,8 @@ type Fault struct {
 func New(token string) *Server {
 	s := &Server{Token: token, nextTS: 1_700_000_000_000100, notify: make(chan struct{}, 1)}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/apps.connections.open", s.openConnection)
+	mux.HandleFunc("GET /socket", s.serveSocket)
 	mux.HandleFunc("POST /api/{method}", s.serveMethod)
 	mux.HandleFunc("POST /response/{id}", s.serveResponseURL)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

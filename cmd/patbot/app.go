@@ -37,9 +37,6 @@ type App struct {
 // tune, when not nil, adjusts the bot's dependencies (tests use it to shorten
 // timeouts).
 func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
-	if cfg.SlackAppToken != "" {
-		return nil, errors.New("socket mode (SLACK_APP_TOKEN) is not available in this version: unset it and set SLACK_SIGNING_SECRET to receive Slack requests over HTTP")
-	}
 	db, err := store.Open(cfg.DBPath, store.Options{})
 	if err != nil {
 		return nil, err
@@ -75,6 +72,9 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 		Logger:             log,
 		Metrics:            reg,
 	}
+	if cfg.SlackAppToken != "" {
+		deps.SocketMode = &bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}
+	}
 	if tune != nil {
 		tune(&deps)
 	}
@@ -89,7 +89,7 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 	}
 	app := &App{log: log, db: db, bot: b, listener: ln}
 	app.server = &http.Server{
-		Handler:           app.routes(reg),
+		Handler:           app.routes(reg, deps.SocketMode == nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second, // a 25 MiB webhook on a slow link
 		WriteTimeout:      30 * time.Second,
@@ -100,11 +100,16 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 	return app, nil
 }
 
-func (a *App) routes(reg *prometheus.Registry) http.Handler {
+// routes serves patbot's HTTP API; Slack's routes only in HTTP mode (in
+// Socket Mode Slack sends nothing over HTTP, and there is no signing secret
+// to check requests with).
+func (a *App) routes(reg *prometheus.Registry, slackHTTP bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /github/webhook", a.bot.WebhookHandler())
-	mux.Handle("POST /slack/interactions", a.bot.InteractionsHandler())
-	mux.Handle("POST /slack/commands", a.bot.CommandsHandler())
+	if slackHTTP {
+		mux.Handle("POST /slack/interactions", a.bot.InteractionsHandler())
+		mux.Handle("POST /slack/commands", a.bot.CommandsHandler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

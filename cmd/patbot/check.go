@@ -39,7 +39,11 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	failed := 0
-	for _, r := range bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Policy) {
+	results := bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Policy)
+	if cfg.SlackAppToken != "" {
+		results = append(results, bot.CheckSocketMode(ctx, bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}))
+	}
+	for _, r := range results {
 		mark := "✓"
 		if !r.OK {
 			mark = "✗"

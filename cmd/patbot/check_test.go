@@ -133,3 +133,26 @@ func TestCheckInvalidConfiguration(t *testing.T) {
 		t.Errorf("output = %q", &out)
 	}
 }
+
+func TestCheckSocketModeToken(t *testing.T) {
+	env, gh, sl := checkEnv(t, "orgs: {acme: {channel: C0000000001}}\n")
+	gh.AddOrg("acme", 10)
+	sl.EnableSocketMode("xapp-right")
+	delete(env, "SLACK_SIGNING_SECRET")
+	env["SLACK_APP_TOKEN"] = "xapp-right"
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, &out)
+	}
+	if !strings.Contains(out.String(), "✓ Slack Socket Mode: the app-level token opens connections") {
+		t.Errorf("output:\n%s", &out)
+	}
+	env["SLACK_APP_TOKEN"] = "xapp-wrong"
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code != exitFailed {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "✗ Slack Socket Mode: the app-level token (SLACK_APP_TOKEN) does not open a connection: Slack says invalid_auth") {
+		t.Errorf("output:\n%s", &out)
+	}
+}

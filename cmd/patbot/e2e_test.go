@@ -56,6 +56,13 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EWith(t, nil)
+}
+
+// newE2EWith lets a test change the environment and the fake Slack before
+// patbot starts.
+func newE2EWith(t *testing.T, tune func(env map[string]string, sl *slacktest.Server)) *e2e {
+	t.Helper()
 	gh, err := githubtest.New(githubtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +91,9 @@ func newE2E(t *testing.T) *e2e {
 	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
 	env["GITHUB_API_URL"] = gh.URL
 	env["SLACK_API_URL"] = fakeSlack.URL
+	if tune != nil {
+		tune(env, fakeSlack)
+	}
 
 	e := &e2e{t: t, env: env, gh: gh, slack: fakeSlack, logs: &syncBuffer{}}
 	e.app, e.stop = startApp(t, env, e.logs)
