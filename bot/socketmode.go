@@ -36,7 +36,8 @@ func (b *Bot) runSocketMode(ctx context.Context, cfg SocketModeConfig) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := client.RunContext(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		// RunContext returns only with an error; context.Canceled on stop.
+		if err := client.RunContext(ctx); !errors.Is(err, context.Canceled) {
 			b.log.Error("Socket Mode stopped", "err", err)
 		}
 	}()
