@@ -74,10 +74,10 @@ func (c *Client) ReviewRequest(ctx context.Context, org string, requestID int64,
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	resp, err := g.Organizations.ReviewPersonalAccessTokenRequest(ctx, org, requestID, opts)
-	return wrapError(op, resp, err)
+	_, err = c.retry(ctx, false, func(ctx context.Context) (*gh.Response, error) {
+		return g.Organizations.ReviewPersonalAccessTokenRequest(ctx, org, requestID, opts)
+	}, op)
+	return err
 }
 
 // TruncateReason cuts a reason to GitHub's limit of 1024 characters.
@@ -149,14 +149,13 @@ func listAll[T any](ctx context.Context, c *Client, org, op, path string, q url.
 }
 
 func (c *Client) get(ctx context.Context, g *gh.Client, op, urlStr string, out any) (*gh.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := g.NewRequest(http.MethodGet, urlStr, nil)
-	if err != nil {
-		return nil, fmt.Errorf("github: %s: %w", op, err)
-	}
-	resp, err := g.Do(ctx, req, out)
-	return resp, wrapError(op, resp, err)
+	return c.retry(ctx, true, func(ctx context.Context) (*gh.Response, error) {
+		req, err := g.NewRequest(http.MethodGet, urlStr, nil)
+		if err != nil {
+			return nil, err
+		}
+		return g.Do(ctx, req, out)
+	}, op)
 }
 
 // nextPage returns the rel="next" URL of a response's Link header, or "" on

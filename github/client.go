@@ -197,16 +197,66 @@ func (c *Client) call(ctx context.Context, org, op, method, path string, body, o
 	return c.do(ctx, g, op, method, path, body, out)
 }
 
-// do runs one API call; the timeout covers any token refresh it needs.
+// do runs one API call, retried as retry allows; each attempt's timeout
+// covers any token refresh it needs.
 func (c *Client) do(ctx context.Context, g *gh.Client, op, method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := g.NewRequest(method, path, body)
-	if err != nil {
-		return fmt.Errorf("github: %s: %w", op, err)
+	_, err := c.retry(ctx, method == http.MethodGet, func(ctx context.Context) (*gh.Response, error) {
+		req, err := g.NewRequest(method, path, body)
+		if err != nil {
+			return nil, err
+		}
+		return g.Do(ctx, req, out)
+	}, op)
+	return err
+}
+
+// Retry policy. GitHub asks clients to back off on errors and to honour
+// rate limits: a call refused for a rate limit was not processed, so any
+// call may be repeated after the wait GitHub names, if it is short; a
+// read is also repeated after a 5xx, a timeout or a refused connection. A
+// write that failed otherwise may have taken effect and is never repeated.
+const (
+	maxAttempts      = 3
+	firstBackoff     = 250 * time.Millisecond
+	maxRateLimitWait = 20 * time.Second
+)
+
+// retry runs call (each attempt with the call timeout) until it succeeds,
+// fails for good, or the attempts run out.
+func (c *Client) retry(ctx context.Context, idempotent bool, call func(context.Context) (*gh.Response, error), op string) (*gh.Response, error) {
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.timeout)
+		resp, err := call(actx)
+		cancel()
+		err = wrapError(op, resp, err)
+		if err == nil || attempt == maxAttempts {
+			return resp, err
+		}
+		var apiErr *APIError
+		var wait time.Duration
+		switch {
+		case errors.As(err, &apiErr) && apiErr.RateLimited:
+			if apiErr.RetryAfter <= 0 || apiErr.RetryAfter > maxRateLimitWait {
+				return resp, err
+			}
+			wait = apiErr.RetryAfter
+		case !idempotent || ctx.Err() != nil:
+			return resp, err
+		case errors.As(err, &apiErr) && apiErr.StatusCode < 500:
+			return resp, err
+		default:
+			wait = backoff
+			backoff *= 2
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
 	}
-	resp, err := g.Do(ctx, req, out)
-	return wrapError(op, resp, err)
 }
 
 // ErrNotFound matches an APIError with status 404 (errors.Is).

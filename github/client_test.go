@@ -265,10 +265,11 @@ func TestErrorsAreClassified(t *testing.T) {
 	fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}})
 	path := "/orgs/acme/personal-access-token-requests/1"
 
-	fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 7, Times: 1})
+	// A rate limit that lasts longer than patbot waits is returned.
+	fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 60, Times: 1})
 	err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove})
 	var apiErr *github.APIError
-	if !errors.As(err, &apiErr) || !errors.Is(err, github.ErrRateLimited) || apiErr.RetryAfter != 7*time.Second {
+	if !errors.As(err, &apiErr) || !errors.Is(err, github.ErrRateLimited) || apiErr.RetryAfter != 60*time.Second {
 		t.Fatalf("429: %#v", err)
 	}
 
@@ -300,14 +301,14 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.RememberInstallation("acme", installationID)
-	fake.Fail(githubtest.Fault{Path: "/orgs/acme/personal-access-tokens", Status: 200, Delay: time.Second, Times: 1})
-	start := time.Now()
+	fake.Fail(githubtest.Fault{Path: "/orgs/acme/personal-access-tokens", Status: 200, Delay: time.Second})
 	_, err = c.ListGrants(context.Background(), "acme")
-	if err == nil || github.StatusCode(err) != 0 {
+	if err == nil || github.StatusCode(err) != 0 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a timeout", err)
 	}
-	if time.Since(start) > 900*time.Millisecond {
-		t.Errorf("call was not cut off at its timeout")
+	// Reads are retried, a bounded number of times.
+	if n := len(fake.CallsTo(http.MethodGet, "/orgs/acme/personal-access-tokens")); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
 	}
 }
 
@@ -458,4 +459,57 @@ func TestApp(t *testing.T) {
 	if err != nil || app.ID != fake.AppID || app.Slug != "patbot" {
 		t.Fatalf("app = %+v, %v", app, err)
 	}
+}
+
+func TestRetries(t *testing.T) {
+	ctx := context.Background()
+	t.Run("reads recover from 5xx", func(t *testing.T) {
+		fake, c := setup(t)
+		fake.Fail(githubtest.Fault{Method: http.MethodGet, Path: "/orgs/acme/personal-access-tokens", Status: http.StatusBadGateway, Times: 2})
+		if _, err := c.ListGrants(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(fake.CallsTo(http.MethodGet, "/orgs/acme/personal-access-tokens")); n != 3 {
+			t.Errorf("%d attempts, want 3", n)
+		}
+	})
+	t.Run("writes are not repeated after 5xx", func(t *testing.T) {
+		fake, c := setup(t)
+		fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}})
+		path := "/orgs/acme/personal-access-token-requests/1"
+		fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusBadGateway, Times: 1})
+		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); github.StatusCode(err) != http.StatusBadGateway {
+			t.Fatalf("got %v", err)
+		}
+		if n := len(fake.CallsTo(http.MethodPost, path)); n != 1 {
+			t.Errorf("review sent %d times after a 502, want once", n)
+		}
+	})
+	t.Run("a short rate limit is waited out, even for writes", func(t *testing.T) {
+		fake, c := setup(t)
+		fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}})
+		path := "/orgs/acme/personal-access-token-requests/1"
+		fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 1, Times: 1})
+		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := fake.Review("acme", 1); !ok || d.Action != "approve" {
+			t.Error("not reviewed after the wait")
+		}
+	})
+	t.Run("a primary rate limit with its reset header", func(t *testing.T) {
+		fake, c := setup(t)
+		reset := time.Now().Add(time.Hour).Unix()
+		fake.Fail(githubtest.Fault{Method: http.MethodGet, Path: "/orgs/acme/personal-access-tokens", Status: http.StatusForbidden,
+			Message: "API rate limit exceeded for installation.",
+			Header:  http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {fmt.Sprint(reset)}, "X-Ratelimit-Limit": {"5000"}}})
+		_, err := c.ListGrants(ctx, "acme")
+		var apiErr *github.APIError
+		if !errors.As(err, &apiErr) || !apiErr.RateLimited || apiErr.RetryAfter < 59*time.Minute {
+			t.Fatalf("got %#v", err)
+		}
+		if n := len(fake.CallsTo(http.MethodGet, "/orgs/acme/personal-access-tokens")); n != 1 {
+			t.Errorf("%d attempts during an hour-long rate limit, want 1", n)
+		}
+	})
 }

@@ -132,7 +132,7 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 
 	if err := waitUntil(ctx, func() bool {
 		m := sl.Messages("C0DEMO")
-		return len(m) > 0 && strings.Contains(m[0].BlockText(), "*Approved*")
+		return len(m) > 0 && strings.Contains(m[0].BlockText(), "*Approved*") && len(sl.Messages("D0OCTOCAT")) > 0
 	}); err != nil {
 		return fmt.Errorf("the card was not updated: %w", err)
 	}

@@ -341,10 +341,16 @@ func (s *Server) routes() http.Handler {
 		path, ok := strings.CutPrefix(r.URL.Path, Prefix)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok}
+		// Recorded on arrival, so that calls still being answered count;
+		// the status and credentials are filled in when it is answered.
+		s.mu.Lock()
+		s.calls = append(s.calls, call)
+		index := len(s.calls) - 1
+		s.mu.Unlock()
 		defer func() {
-			call.Status = rec.status
 			s.mu.Lock()
-			s.calls = append(s.calls, call)
+			s.calls[index].Status = rec.status
+			s.calls[index].Auth, s.calls[index].InstallationID = call.Auth, call.InstallationID
 			s.mu.Unlock()
 		}()
 		if !ok {
