@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -52,7 +54,9 @@ func cardOptions(blocks []slack.Block, text string) []slack.MsgOption {
 func (b *Bot) postCard(ctx context.Context, org Org, id int64) error {
 	unlock := b.cardLocks.lock(org.Login, id)
 	defer unlock()
+	var intentBefore time.Time
 	r, err := b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
+		intentBefore = r.CardIntent
 		r.CardIntent = b.now()
 		return nil
 	})
@@ -62,29 +66,80 @@ func (b *Bot) postCard(ctx context.Context, org Org, id int64) error {
 	if r.Card.TS != "" {
 		return nil
 	}
+	if !intentBefore.IsZero() {
+		// An earlier attempt may have posted the card and stopped (a crash,
+		// a 5xx, a timeout) before recording it: find it before posting.
+		ts, err := b.findCard(ctx, org.Channel, r, intentBefore)
+		if err != nil {
+			return fmt.Errorf("look for an earlier card: %w", err)
+		}
+		if ts != "" {
+			b.log.Info("found the card an interrupted post left", LogOrg, r.Org, LogRequest, r.ID, "ts", ts)
+			return b.recordCard(ctx, org, id, org.Channel, ts)
+		}
+	}
 	blocks, text := renderCard(b.cardView(r))
 	opts := append(cardOptions(blocks, text), slack.MsgOptionMetadata(slack.SlackMetadata{
 		EventType:    cardMetadataType,
-		EventPayload: map[string]any{"org": r.Org, "request_id": r.ID},
+		EventPayload: map[string]any{"request": requestKey(r.Org, r.ID)},
 	}))
 	channel, ts, err := b.slack.PostMessageContext(ctx, org.Channel, opts...)
 	b.metrics.slackCall("chat.postMessage", err)
 	if err != nil {
 		return fmt.Errorf("post card to %s: %w", org.Channel, err)
 	}
-	r, err = b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
+	b.log.Info("card posted", LogOrg, r.Org, LogRequest, r.ID, "channel", channel, "ts", ts)
+	return b.recordCard(ctx, org, id, channel, ts)
+}
+
+// recordCard stores where a request's card is, and brings it up to date if
+// the request was decided or cancelled meanwhile. The card lock is held.
+func (b *Bot) recordCard(ctx context.Context, org Org, id int64, channel, ts string) error {
+	r, err := b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
 		r.Card = store.Card{Channel: channel, TS: ts}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	b.log.Info("card posted", LogOrg, r.Org, LogRequest, r.ID, "channel", channel, "ts", ts)
 	if r.State != store.StatePending {
-		// Decided or cancelled while the card was being posted.
 		return b.updateCardLocked(ctx, r)
 	}
 	return nil
+}
+
+// maxHistoryPages bounds the search for an earlier card: 10 pages of 200
+// messages posted since the first attempt.
+const maxHistoryPages = 10
+
+// findCard looks in channel's history, since shortly before since, for a
+// card patbot posted for r (its message metadata names the request).
+func (b *Bot) findCard(ctx context.Context, channel string, r store.Request, since time.Time) (string, error) {
+	params := &slack.GetConversationHistoryParameters{
+		ChannelID: channel, Limit: 200, IncludeAllMetadata: true,
+		Oldest: strconv.FormatInt(since.Add(-time.Minute).Unix(), 10),
+	}
+	for range maxHistoryPages {
+		var resp *slack.GetConversationHistoryResponse
+		err := retrySlack(ctx, func() (err error) {
+			resp, err = b.slack.GetConversationHistoryContext(ctx, params)
+			b.metrics.slackCall("conversations.history", err)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		for _, m := range resp.Messages {
+			if m.Metadata.EventType == cardMetadataType && m.Metadata.EventPayload["request"] == requestKey(r.Org, r.ID) {
+				return m.Timestamp, nil
+			}
+		}
+		if !resp.HasMore || resp.ResponseMetaData.NextCursor == "" {
+			return "", nil
+		}
+		params.Cursor = resp.ResponseMetaData.NextCursor
+	}
+	return "", nil
 }
 
 // refreshCard renders a request's card from its record and updates it in
@@ -104,8 +159,11 @@ func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
 		return nil
 	}
 	blocks, text := renderCard(b.cardView(r))
-	_, _, _, err := b.slack.UpdateMessageContext(ctx, r.Card.Channel, r.Card.TS, cardOptions(blocks, text)...)
-	b.metrics.slackCall("chat.update", err)
+	err := retrySlack(ctx, func() error {
+		_, _, _, err := b.slack.UpdateMessageContext(ctx, r.Card.Channel, r.Card.TS, cardOptions(blocks, text)...)
+		b.metrics.slackCall("chat.update", err)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("update card %s/%s: %w", r.Card.Channel, r.Card.TS, err)
 	}
@@ -131,8 +189,12 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	if user == "" || r.Decision == nil {
 		return
 	}
-	ch, _, _, err := b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-	b.metrics.slackCall("conversations.open", err)
+	var ch *slack.Channel
+	err := retrySlack(ctx, func() (err error) {
+		ch, _, _, err = b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+		b.metrics.slackCall("conversations.open", err)
+		return err
+	})
 	if err != nil {
 		b.log.Warn("cannot open a DM with the requester", "slack_user", user, "err", err)
 		return

@@ -28,9 +28,11 @@ var SlackScopes = map[string]string{
 	"chat.postEphemeral": "chat:write",
 	"conversations.open": "im:write",
 	"conversations.info": "channels:read groups:read", // patbot check: public and private channels
-	"views.open":         "",
-	"views.update":       "",
-	"auth.test":          "",
+	// Finding a card that a post interrupted by a crash may have left.
+	"conversations.history": "channels:history groups:history",
+	"views.open":            "",
+	"views.update":          "",
+	"auth.test":             "",
 }
 
 // CheckResult is one line of patbot check.

@@ -135,3 +135,62 @@ func TestInteractionQueueFullAnswers503(t *testing.T) {
 		t.Errorf("answers = %v, want 256 to 264 accepted and the rest refused with 503", codes)
 	}
 }
+
+func TestCardUpdateRetriedAfterSlack5xx(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.start()
+	h.posted()
+	h.slack.Fail(slacktest.Fault{Method: "chat.update", Status: http.StatusBadGateway, Times: 2})
+	h.click("U0ALICE", bot.ActionApprove)
+	h.eventually("card approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE>") })
+	if n := len(h.slack.Calls("chat.update")); n != 3 {
+		t.Errorf("chat.update called %d times, want 3 (two 502s, then the update)", n)
+	}
+}
+
+func TestCardPostNotRepeatedAfterSlack5xx(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	// A 5xx may hide a post that went through: patbot does not post again
+	// at once (the job retries later, after checking the channel).
+	h.slack.Fail(slacktest.Fault{Method: "chat.postMessage", Status: http.StatusInternalServerError, Times: 1})
+	h.start()
+	h.deliver(github.EventPATRequest, "created", fixture(t, "personal_access_token_request.created.json"))
+	h.eventually("card posted on the job's retry", func() bool { return len(h.slack.Messages(cardChannel)) == 1 })
+	if n := len(h.slack.Calls("chat.postMessage")); n != 2 {
+		t.Errorf("chat.postMessage called %d times, want 2 (the failed one, then the job's retry)", n)
+	}
+}
+
+func TestSlack429HonoursRetryAfter(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.slack.Fail(slacktest.Fault{Method: "chat.postMessage", Status: http.StatusTooManyRequests, RetryAfter: 1, Times: 1})
+	h.start()
+	h.posted()
+	if n := len(h.slack.Calls("chat.postMessage")); n != 2 {
+		t.Errorf("chat.postMessage called %d times, want 2", n)
+	}
+}
+
+func TestCardNotPostedTwiceWhenAnAnswerIsLost(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	// Slack posts the card but patbot never hears so: the job fails, and
+	// its retry finds the card through its metadata instead of posting a
+	// second one.
+	h.slack.Fail(slacktest.Fault{Method: "chat.postMessage", Status: http.StatusInternalServerError, Times: 1, Apply: true})
+	h.start()
+	h.deliver(github.EventPATRequest, "created", fixture(t, "personal_access_token_request.created.json"))
+	h.eventually("job finished", func() bool { return len(h.jobs()) == 0 })
+	if n := len(h.slack.Messages(cardChannel)); n != 1 {
+		t.Fatalf("%d cards, want 1", n)
+	}
+	if n := len(h.slack.Calls("chat.postMessage")); n != 1 {
+		t.Errorf("chat.postMessage called %d times, want 1", n)
+	}
+	r, _ := h.db.Request("github-ssh-authority", 415440)
+	if r.Card.TS != h.slack.Messages(cardChannel)[0].TS {
+		t.Errorf("recorded card %+v is not the posted one", r.Card)
+	}
+	// The recorded card is the live one: a decision updates it.
+	h.click("U0ALICE", bot.ActionApprove)
+	h.eventually("card approved", func() bool { return strings.Contains(h.cardText(), "*Approved*") })
+}

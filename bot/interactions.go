@@ -193,8 +193,11 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 			Close:  plain("Close"),
 			Blocks: slack.Blocks{BlockSet: []slack.Block{slack.NewSectionBlock(mrkdwn(refusal), nil, nil)}},
 		}
-		_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
-		b.metrics.slackCall("views.update", err)
+		err := retrySlack(ctx, func() error {
+			_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
+			b.metrics.slackCall("views.update", err)
+			return err
+		})
 		if err != nil {
 			// Submitting the dialog is refused the same way.
 			b.log.Info("cannot update the deny dialog", "err", err)

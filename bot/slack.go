@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -16,6 +18,7 @@ type Slack interface {
 	OpenViewContext(ctx context.Context, triggerID string, view slack.ModalViewRequest) (*slack.ViewResponse, error)
 	UpdateViewContext(ctx context.Context, view slack.ModalViewRequest, externalID, hash, viewID string) (*slack.ViewResponse, error)
 	OpenConversationContext(ctx context.Context, params *slack.OpenConversationParameters) (*slack.Channel, bool, bool, error)
+	GetConversationHistoryContext(ctx context.Context, params *slack.GetConversationHistoryParameters) (*slack.GetConversationHistoryResponse, error)
 }
 
 var _ Slack = (*slack.Client)(nil)
@@ -47,4 +50,41 @@ func NewSlackClient(cfg SlackConfig) *slack.Client {
 		opts = append(opts, slack.OptionAPIURL(cfg.APIURL))
 	}
 	return slack.New(cfg.BotToken, opts...)
+}
+
+// Retries of idempotent Slack calls (chat.update, views.update,
+// conversations.open) after a 5xx, a timeout or a refused connection. 429 is
+// retried by the client itself, for every method.
+const (
+	slackAttempts     = 3
+	slackFirstBackoff = 250 * time.Millisecond
+)
+
+// retrySlack runs an idempotent call until it succeeds, fails for good, or
+// the attempts run out.
+func retrySlack(ctx context.Context, call func() error) error {
+	backoff := slackFirstBackoff
+	for attempt := 1; ; attempt++ {
+		err := call()
+		if err == nil || attempt == slackAttempts || !transientSlackError(err) {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func transientSlackError(err error) bool {
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		return sc.Code >= 500
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }

@@ -114,6 +114,9 @@ type Fault struct {
 	RetryAfter int    // seconds, sent with 429
 	Delay      time.Duration
 	Times      int // 0 means every call
+	// Apply makes the call take effect before the failure is answered, as
+	// when Slack posts a message but the answer is lost.
+	Apply bool
 }
 
 // New starts a fake Slack accepting token.
@@ -252,6 +255,9 @@ func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
 	var result map[string]any
 	status := http.StatusOK
 	if f := s.fault(method); f != nil {
+		if f.Apply && token == s.Token {
+			s.apply(method, call)
+		}
 		time.Sleep(f.Delay)
 		if f.Status != 0 && f.Status != http.StatusOK {
 			status = f.Status
@@ -321,7 +327,8 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 		if e := checkMessage(c.Form); e != "" {
 			return nil, e
 		}
-		s.nextTS++
+		// Timestamps come from the clock, as Slack's do, and never repeat.
+		s.nextTS = max(s.nextTS+1, time.Now().UnixMicro())
 		ts := fmt.Sprintf("%d.%06d", s.nextTS/1_000_000, s.nextTS%1_000_000)
 		blocks := json.RawMessage(c.Form.Get("blocks"))
 		s.messages = append(s.messages, &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
@@ -357,6 +364,35 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 			return nil, "invalid_arguments"
 		}
 		return map[string]any{"channel": map[string]any{"id": "D" + strings.TrimPrefix(users, "U")}}, ""
+	case "conversations.history":
+		ch := c.Form.Get("channel")
+		if e := s.checkChannel(ch); e != "" {
+			return nil, e
+		}
+		oldest := c.Form.Get("oldest")
+		limit, _ := strconv.Atoi(c.Form.Get("limit"))
+		limit = min(max(limit, 1), 999)
+		start, _ := strconv.Atoi(c.Form.Get("cursor"))
+		var msgs []any
+		// Newest first, as Slack returns them.
+		for i := len(s.messages) - 1; i >= 0; i-- {
+			m := s.messages[i]
+			if m.Channel != ch || m.TS < oldest {
+				continue
+			}
+			msg := map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "bot_id": "B0BOT"}
+			if len(m.Metadata) > 0 && c.Form.Get("include_all_metadata") == "true" {
+				msg["metadata"] = m.Metadata
+			}
+			msgs = append(msgs, msg)
+		}
+		end := min(start+limit, len(msgs))
+		page := msgs[min(start, len(msgs)):end]
+		out := map[string]any{"messages": page, "has_more": end < len(msgs)}
+		if end < len(msgs) {
+			out["response_metadata"] = map[string]any{"next_cursor": strconv.Itoa(end)}
+		}
+		return out, ""
 	case "conversations.info":
 		ch := c.Form.Get("channel")
 		if e := s.checkChannel(ch); e != "" {

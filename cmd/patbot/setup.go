@@ -180,7 +180,12 @@ func (o *setupOptions) run(ctx context.Context, stdout io.Writer) error {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the last page finish before stopping.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
 
 	fmt.Fprintf(stdout, "Open %s/ in a browser signed in to GitHub%s, and create the App.\nWaiting for GitHub (Ctrl-C to stop)…\n",
 		local, map[bool]string{true: " as an owner of " + o.org, false: ""}[o.org != ""])
