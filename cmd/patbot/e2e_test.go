@@ -291,7 +291,7 @@ func TestE2ECardShowsTheRequest(t *testing.T) {
 	if !strings.Contains(card.Text, "halain987") || !strings.Contains(card.Text, "release-bot") {
 		t.Errorf("fallback text = %q", card.Text)
 	}
-	if !strings.Contains(string(card.Metadata), `"request_id":415440`) {
+	if !strings.Contains(string(card.Metadata), `"request":"github-ssh-authority/415440"`) {
 		t.Errorf("card metadata = %s", card.Metadata)
 	}
 	// A redelivery posts nothing more.
