@@ -65,6 +65,7 @@ type GitHub interface {
 	TeamMembership(ctx context.Context, org, team, login string) (github.Membership, error)
 	ListGrants(ctx context.Context, org string, owners ...string) ([]github.Grant, error)
 	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
+	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
 	RevokeGrant(ctx context.Context, org string, patID int64) error
 }
 
@@ -107,6 +108,10 @@ type Deps struct {
 	// DrainTimeout bounds how long Run waits for jobs in progress when it
 	// is stopped. Default 10s.
 	DrainTimeout time.Duration
+	// ReconcileInterval is how often patbot compares its records with
+	// GitHub's pending requests (and once at start). Default 10 minutes;
+	// negative turns it off.
+	ReconcileInterval time.Duration
 	// DeliveryRetention is how long delivery markers are kept. It must
 	// outlast GitHub's redelivery window (3 days, 7 on Enterprise Server).
 	// Default 8 days.
@@ -153,6 +158,9 @@ type Bot struct {
 
 	socketMode      *SocketModeConfig
 	socketConnected atomic.Bool
+
+	reconcileInterval time.Duration
+	started           time.Time // when Run began: claims older than it are not in flight
 }
 
 // New builds a Bot and queues the work a previous run left unfinished.
@@ -176,27 +184,28 @@ func New(d Deps) (*Bot, error) {
 		d.Now = time.Now
 	}
 	b := &Bot{
-		store:          d.Store,
-		gh:             d.GitHub,
-		slack:          d.Slack,
-		policy:         d.Policy,
-		slackByLogin:   map[string]string{},
-		secret:         d.WebhookSecret,
-		signingSecret:  d.SlackSigningSecret,
-		webURL:         strings.TrimSuffix(d.GitHubWebURL, "/"),
-		authz:          newAuthorizer(d.GitHub, d.Now),
-		responseClient: &http.Client{Timeout: 10 * time.Second},
-		log:            d.Logger,
-		now:            d.Now,
-		workers:        orDefault(d.Workers, 4),
-		taskWorkers:    orDefault(d.InteractionWorkers, 8),
-		tasks:          make(chan func(context.Context), 256),
-		socketMode:     d.SocketMode,
-		jobTimeout:     orDefault(d.JobTimeout, 60*time.Second),
-		maxAttempts:    orDefault(d.MaxAttempts, 10),
-		retryBackoff:   orDefault(d.RetryBackoff, time.Second),
-		drainTimeout:   orDefault(d.DrainTimeout, 10*time.Second),
-		retention:      orDefault(d.DeliveryRetention, 8*24*time.Hour),
+		store:             d.Store,
+		gh:                d.GitHub,
+		slack:             d.Slack,
+		policy:            d.Policy,
+		slackByLogin:      map[string]string{},
+		secret:            d.WebhookSecret,
+		signingSecret:     d.SlackSigningSecret,
+		webURL:            strings.TrimSuffix(d.GitHubWebURL, "/"),
+		authz:             newAuthorizer(d.GitHub, d.Now),
+		responseClient:    &http.Client{Timeout: 10 * time.Second},
+		log:               d.Logger,
+		now:               d.Now,
+		workers:           orDefault(d.Workers, 4),
+		taskWorkers:       orDefault(d.InteractionWorkers, 8),
+		tasks:             make(chan func(context.Context), 256),
+		socketMode:        d.SocketMode,
+		reconcileInterval: d.ReconcileInterval,
+		jobTimeout:        orDefault(d.JobTimeout, 60*time.Second),
+		maxAttempts:       orDefault(d.MaxAttempts, 10),
+		retryBackoff:      orDefault(d.RetryBackoff, time.Second),
+		drainTimeout:      orDefault(d.DrainTimeout, 10*time.Second),
+		retention:         orDefault(d.DeliveryRetention, 8*24*time.Hour),
 	}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.
@@ -209,6 +218,9 @@ func New(d Deps) (*Bot, error) {
 	unfinished, err := d.Store.JobIDs()
 	if err != nil {
 		return nil, fmt.Errorf("bot: load unfinished jobs: %w", err)
+	}
+	if b.reconcileInterval == 0 {
+		b.reconcileInterval = 10 * time.Minute
 	}
 	b.capacity = int64(max(orDefault(d.QueueSize, 10_000), len(unfinished)))
 	b.queue = make(chan uint64, b.capacity)
@@ -250,7 +262,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	for range b.taskWorkers {
 		loops.Go(func() { b.runTasks(ctx, workCtx) })
 	}
+	b.started = b.now()
 	loops.Go(func() { b.pruneLoop(ctx) })
+	if b.reconcileInterval > 0 {
+		loops.Go(func() { b.reconcileLoop(ctx) })
+	}
 	if b.socketMode != nil {
 		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })
 	}

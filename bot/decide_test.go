@@ -80,6 +80,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
 		SlackSigningSecret: signingSecret,
 		Metrics:            nil, RetryBackoff: 10 * time.Millisecond,
+		ReconcileInterval: -1,
 	}
 	tune(&deps)
 	var err error

@@ -13,6 +13,9 @@ type metrics struct {
 	slackRequests *prometheus.CounterVec
 	slackCalls    *prometheus.CounterVec
 	githubCalls   *prometheus.CounterVec
+
+	reconcileRuns    *prometheus.CounterVec
+	reconcileRepairs *prometheus.CounterVec
 }
 
 // slackCall counts a Slack Web API call by method and result.
@@ -67,12 +70,20 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 			Name: "patbot_github_calls_total",
 			Help: "GitHub API calls by operation and result.",
 		}, []string{"operation", "result"}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_reconcile_runs_total",
+			Help: "Reconciliations of an org's records with GitHub, by result.",
+		}, []string{"result"}),
+		reconcileRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_reconcile_repairs_total",
+			Help: "Requests reconciliation repaired: card_posted, card_closed, decision_settled.",
+		}, []string{"kind"}),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "patbot_queue_depth",
 		Help: "Unfinished webhook jobs: queued, running, waiting to retry or parked.",
 	}, func() float64 { return float64(b.reserved.Load()) })
-	for _, c := range []prometheus.Collector{m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.slackCalls, m.githubCalls, queueDepth} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.slackCalls, m.githubCalls, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

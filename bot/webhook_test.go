@@ -126,6 +126,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 		SlackSigningSecret: signingSecret,
 		Logger:             slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:            h.reg, RetryBackoff: 10 * time.Millisecond,
+		ReconcileInterval: -1, // reconcile_test.go turns it on
 	}
 	if tune != nil {
 		tune(&deps)

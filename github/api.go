@@ -186,3 +186,10 @@ func (c *Client) ListGrantRepositories(ctx context.Context, org string, patID in
 	return listAll[Repository](ctx, c, org, fmt.Sprintf("list repositories of grant %s/%d", org, patID),
 		fmt.Sprintf("orgs/%s/personal-access-tokens/%d/repositories", url.PathEscape(org), patID), url.Values{})
 }
+
+// ListRequestRepositories returns the repositories a pending request asks
+// for (for a request whose RepositorySelection is subset), through all pages.
+func (c *Client) ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]Repository, error) {
+	return listAll[Repository](ctx, c, org, fmt.Sprintf("list repositories of request %s/%d", org, requestID),
+		fmt.Sprintf("orgs/%s/personal-access-token-requests/%d/repositories", url.PathEscape(org), requestID), url.Values{})
+}

@@ -381,7 +381,7 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 				continue
 			}
 			msg := map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "bot_id": "B0BOT"}
-			if len(m.Metadata) > 0 && c.Form.Get("include_all_metadata") == "true" {
+			if incl := c.Form.Get("include_all_metadata"); len(m.Metadata) > 0 && (incl == "1" || incl == "true") {
 				msg["metadata"] = m.Metadata
 			}
 			msgs = append(msgs, msg)

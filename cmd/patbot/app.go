@@ -72,6 +72,10 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 		Logger:             log,
 		Metrics:            reg,
 	}
+	deps.ReconcileInterval = cfg.ReconcileInterval
+	if cfg.ReconcileInterval == 0 {
+		deps.ReconcileInterval = -1 // off
+	}
 	if cfg.SlackAppToken != "" {
 		deps.SocketMode = &bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}
 	}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -41,6 +42,9 @@ type Config struct {
 	Addr       string
 	LogFormat  string // json or text
 	LogLevel   string // debug, info, warn or error
+	// ReconcileInterval is how often patbot compares its records with
+	// GitHub; 0 turns it off.
+	ReconcileInterval time.Duration
 
 	Policy bot.Policy
 }
@@ -82,6 +86,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 	fs.StringVar(&cfg.ConfigPath, "config", env("PATBOT_CONFIG", defaultConfigPath), "policy file (YAML); env PATBOT_CONFIG")
 	fs.StringVar(&cfg.DBPath, "db", env("PATBOT_DB", defaultDBPath), "bbolt database file; env PATBOT_DB")
 	fs.StringVar(&cfg.Addr, "addr", env("PATBOT_ADDR", defaultAddr), "listen address; env PATBOT_ADDR")
+	reconcile := fs.String("reconcile-interval", env("PATBOT_RECONCILE_INTERVAL", "10m"), "how often to compare with GitHub's pending requests (0 turns it off); env PATBOT_RECONCILE_INTERVAL")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -168,6 +173,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		add("listen address %q: %v", cfg.Addr, err)
+	}
+	if d, err := time.ParseDuration(*reconcile); err != nil || d < 0 || d > 0 && d < time.Minute {
+		add("PATBOT_RECONCILE_INTERVAL must be a duration of at least 1m (like 10m), or 0 to turn reconciliation off")
+	} else {
+		cfg.ReconcileInterval = d
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		add("-log-format must be json or text")

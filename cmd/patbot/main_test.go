@@ -160,9 +160,10 @@ func TestConfigErrorsNameEveryProblemAtOnce(t *testing.T) {
 				env["SLACK_APP_TOKEN"] = "not-an-app-token-secret"
 				env["GITHUB_API_URL"] = "api.github.com"
 				env["PATBOT_ADDR"] = "8080"
+				env["PATBOT_RECONCILE_INTERVAL"] = "5s"
 			},
 			want: []string{"GITHUB_APP_ID must be a positive integer", "SLACK_BOT_TOKEN must be a bot token",
-				"SLACK_APP_TOKEN must be an app-level token", "GITHUB_API_URL", "listen address \"8080\""},
+				"SLACK_APP_TOKEN must be an app-level token", "GITHUB_API_URL", "listen address \"8080\"", "PATBOT_RECONCILE_INTERVAL must be a duration"},
 		},
 		"key not PEM": {
 			change: func(env map[string]string) {

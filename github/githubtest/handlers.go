@@ -157,16 +157,34 @@ func (s *Server) listGrantRepositories(w http.ResponseWriter, r *http.Request, o
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	s.mu.Lock()
 	exists := slices.ContainsFunc(o.grants, func(g github.Grant) bool { return g.ID == id })
-	var items []any
-	for _, repo := range o.grantRepos[id] {
-		items = append(items, s.wireRepository(o, repo))
-	}
+	repos := o.grantRepos[id]
 	s.mu.Unlock()
+	s.listRepositories(w, r, o, exists, repos, fmt.Sprintf("personal-access-tokens/%d/repositories", id))
+}
+
+func (s *Server) listRequestRepositories(w http.ResponseWriter, r *http.Request, o *org) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	exists := slices.ContainsFunc(o.requests, func(pr github.PendingRequest) bool { return pr.ID == id })
+	repos := o.requestRepos[id]
+	s.mu.Unlock()
+	s.listRepositories(w, r, o, exists, repos, fmt.Sprintf("personal-access-token-requests/%d/repositories", id))
+}
+
+// listRepositories serves a page of minimal-repository items, or 404 when
+// what they belong to does not exist.
+func (s *Server) listRepositories(w http.ResponseWriter, r *http.Request, o *org, exists bool, repos []github.Repository, resource string) {
 	if !exists {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	s.paginate(w, r, o, fmt.Sprintf("personal-access-tokens/%d/repositories", id), items)
+	s.mu.Lock()
+	var items []any
+	for _, repo := range repos {
+		items = append(items, s.wireRepository(o, repo))
+	}
+	s.mu.Unlock()
+	s.paginate(w, r, o, resource, items)
 }
 
 // wireRepository renders minimal-repository with its required fields.

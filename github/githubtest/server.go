@@ -108,6 +108,7 @@ type org struct {
 	requests       []github.PendingRequest
 	grants         []github.Grant
 	grantRepos     map[int64][]github.Repository
+	requestRepos   map[int64][]github.Repository
 	reviews        map[int64]Decision
 }
 
@@ -174,10 +175,11 @@ func (s *Server) AddOrg(login string, installationID int64) {
 			"organization_personal_access_tokens":         "write",
 			"members":                                     "read",
 		},
-		members:    map[string]github.Membership{},
-		teams:      map[string]map[string]github.Membership{},
-		reviews:    map[int64]Decision{},
-		grantRepos: map[int64][]github.Repository{},
+		members:      map[string]github.Membership{},
+		teams:        map[string]map[string]github.Membership{},
+		reviews:      map[int64]Decision{},
+		grantRepos:   map[int64][]github.Repository{},
+		requestRepos: map[int64][]github.Repository{},
 	}
 }
 
@@ -207,8 +209,9 @@ func (s *Server) SetTeamMembership(orgLogin, slug, login, role, state string) {
 	o.teams[slug][strings.ToLower(login)] = github.Membership{Role: role, State: state}
 }
 
-// AddRequest adds a pending request. Zero fields get plausible values.
-func (s *Server) AddRequest(orgLogin string, r github.PendingRequest) {
+// AddRequest adds a pending request, with the repositories of a subset
+// request. Zero fields get plausible values.
+func (s *Server) AddRequest(orgLogin string, r github.PendingRequest, repos ...github.Repository) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.mustOrg(orgLogin)
@@ -223,6 +226,7 @@ func (s *Server) AddRequest(orgLogin string, r github.PendingRequest) {
 		r.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	}
 	o.requests = append(o.requests, r)
+	o.requestRepos[r.ID] = repos
 }
 
 // AddGrant adds an approved token; repos are the repositories of a subset
@@ -329,6 +333,7 @@ func (s *Server) routes() http.Handler {
 		api.HandleFunc("GET "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "read", s.listGrants))
 		api.HandleFunc("POST "+base+"/personal-access-tokens/{id}", s.installation("organization_personal_access_tokens", "write", s.revokeGrant))
 		api.HandleFunc("GET "+base+"/personal-access-tokens/{id}/repositories", s.installation("organization_personal_access_tokens", "read", s.listGrantRepositories))
+		api.HandleFunc("GET "+base+"/personal-access-token-requests/{id}/repositories", s.installation("organization_personal_access_token_requests", "read", s.listRequestRepositories))
 	}
 	api.HandleFunc("GET /orgs/{org}/memberships/{user}", s.installation("members", "read", s.getMembership))
 	api.HandleFunc("GET /orgs/{org}/teams/{team}/memberships/{user}", s.installation("members", "read", s.getTeamMembership))

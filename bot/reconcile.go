@@ -1,0 +1,166 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+// reconcileGrace keeps reconciliation away from requests patbot learnt of
+// moments ago: GitHub's list may not show a brand-new request yet.
+const reconcileGrace = 2 * time.Minute
+
+// reconcileLoop compares patbot's records with GitHub at start and every
+// interval: GitHub never redelivers a missed webhook on its own.
+func (b *Bot) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(b.reconcileInterval)
+	defer t.Stop()
+	for {
+		b.Reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Reconcile brings every org's records and cards in line with GitHub's list
+// of pending requests: it posts cards for requests patbot never saw, closes
+// those no longer pending, and settles decisions a stop left unfinished. It
+// returns how many requests it repaired.
+func (b *Bot) Reconcile(ctx context.Context) int {
+	repairs := 0
+	for _, org := range b.policy.sorted("") {
+		n, err := b.reconcileOrg(ctx, org)
+		repairs += n
+		if err != nil {
+			b.metrics.reconcileRuns.WithLabelValues("error").Inc()
+			b.log.Warn("reconciliation with GitHub failed; it runs again later", LogOrg, org.Login, "err", err)
+			continue
+		}
+		b.metrics.reconcileRuns.WithLabelValues("ok").Inc()
+	}
+	if repairs > 0 {
+		b.log.Info("reconciled with GitHub", "repairs", repairs)
+	}
+	return repairs
+}
+
+func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
+	pending, err := b.gh.ListRequests(ctx, org.Login, github.RequestFilter{})
+	b.metrics.githubCall("list_requests", err)
+	if err != nil {
+		return 0, err
+	}
+	repairs := 0
+	inGitHub := map[int64]bool{}
+	for _, pr := range pending {
+		inGitHub[pr.ID] = true
+		r, err := b.store.Request(org.Login, pr.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || err == nil && r.State == store.StatePending && r.Card.TS == "":
+			// Never seen, or seen without a card (its job failed): posting
+			// is idempotent, under the card lock.
+			if err := b.adopt(ctx, org, pr); err != nil {
+				return repairs, err
+			}
+			b.metrics.reconcileRepairs.WithLabelValues("card_posted").Inc()
+			repairs++
+		case err != nil:
+			return repairs, err
+		case r.State == store.StateDeciding && b.stale(r):
+			// Still pending, so the decision never reached GitHub.
+			b.unclaim(r, "patbot stopped before GitHub answered; nothing was decided. Try again.")
+			b.showCard(ctx, b.log, r.Org, r.ID)
+			b.metrics.reconcileRepairs.WithLabelValues("decision_settled").Inc()
+			repairs++
+		}
+	}
+
+	open, err := b.store.Requests(org.Login, store.StatePending, store.StateDeciding)
+	if err != nil {
+		return repairs, err
+	}
+	for _, r := range open {
+		if inGitHub[r.ID] || len(r.History) > 0 && b.now().Sub(r.History[len(r.History)-1].At) < reconcileGrace {
+			continue
+		}
+		if r.State == store.StateDeciding && !b.stale(r) {
+			continue // its decision is on its way
+		}
+		b.close(r)
+		b.showCard(ctx, b.log, r.Org, r.ID)
+		b.metrics.reconcileRepairs.WithLabelValues("card_closed").Inc()
+		repairs++
+	}
+	return repairs, nil
+}
+
+// stale reports whether a deciding request's decision can no longer be on
+// its way: it was claimed before this run of patbot started, or longer ago
+// than an interaction may take.
+func (b *Bot) stale(r store.Request) bool {
+	return r.Decision == nil || r.Decision.At.Before(b.started) || b.now().Sub(r.Decision.At) > b.jobTimeout+30*time.Second
+}
+
+// adopt records a pending request patbot has no card for and posts one.
+func (b *Bot) adopt(ctx context.Context, org Org, pr github.PendingRequest) error {
+	var repos []string
+	if pr.RepositorySelection == github.SelectionSubset {
+		list, err := b.gh.ListRequestRepositories(ctx, org.Login, pr.ID)
+		b.metrics.githubCall("list_request_repositories", err)
+		if err != nil {
+			return err
+		}
+		for _, repo := range list {
+			repos = append(repos, repo.FullName)
+		}
+	}
+	_, err := b.store.UpdateRequest(org.Login, pr.ID, func(r *store.Request, exists bool) error {
+		if !exists {
+			r.Owner, r.OwnerID = pr.Owner.Login, pr.Owner.ID
+			r.CreatedAt = pr.CreatedAt
+			r.Repositories, r.RepositoryCount = repos, len(repos)
+			r.SetState(store.StatePending, b.now(), store.SourceReconcile, pr.Owner.Login, "found pending in GitHub (the webhook was missed)")
+		}
+		enrich(r, pr)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.log.Info("posting a card for a request patbot had not shown", LogOrg, org.Login, LogRequest, pr.ID)
+	return b.postCard(ctx, org, pr.ID)
+}
+
+// unclaim puts a request whose decision never reached GitHub back to
+// pending, with the reason on its card.
+func (b *Bot) unclaim(r store.Request, failure string) {
+	b.store.UpdateRequest(r.Org, r.ID, func(r *store.Request, _ bool) error {
+		if r.State == store.StateDeciding {
+			r.Decision, r.Failure = nil, failure
+			r.SetState(store.StatePending, b.now(), store.SourceReconcile, "", "decision never reached GitHub")
+		}
+		return nil
+	})
+}
+
+// close records that a request is no longer pending in GitHub. The outcome
+// of an unfinished decision is unknown; its LastAttempt stays, so that
+// GitHub's webhook, if it comes, still credits its approver.
+func (b *Bot) close(r store.Request) {
+	b.store.UpdateRequest(r.Org, r.ID, func(r *store.Request, _ bool) error {
+		switch r.State {
+		case store.StatePending:
+			r.SetState(store.StateClosed, b.now(), store.SourceReconcile, "", "no longer pending in GitHub (decided or withdrawn while patbot was not listening)")
+		case store.StateDeciding:
+			r.Decision = nil
+			r.SetState(store.StateClosed, b.now(), store.SourceReconcile, "", "no longer pending in GitHub; whether patbot's last decision went through is unknown")
+		}
+		return nil
+	})
+}
