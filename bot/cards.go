@@ -167,7 +167,16 @@ func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
 	if err != nil {
 		return fmt.Errorf("update card %s/%s: %w", r.Card.Channel, r.Card.TS, err)
 	}
-	return nil
+	if r.CardOutdated {
+		// Slack shows this version now; a newer one stays outdated.
+		_, err = b.store.UpdateRequest(r.Org, r.ID, func(cur *store.Request, _ bool) error {
+			if cur.Updated.Equal(r.Updated) {
+				cur.CardOutdated = false
+			}
+			return nil
+		})
+	}
+	return err
 }
 
 // tell sends a message only user sees, in channel.

@@ -113,15 +113,17 @@ func (b *Bot) processOutcome(ctx context.Context, ev *github.RequestEvent) error
 		changed, elsewhere = b.recordOutcome(r, ev)
 		return nil
 	})
-	if err != nil || !changed {
-		return err
+	if err != nil || !changed && !r.CardOutdated {
+		return err // a confirmation, or a redelivery whose card is shown
 	}
 	if elsewhere {
 		b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: decisionOrCancel(r.State),
 			Actor: ev.Sender.Login, Source: store.SourceWebhook, Detail: ev.Action + " in GitHub"})
 		b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceWebhook)).Inc()
 	}
-	b.log.Info("request "+ev.Action, LogOrg, r.Org, LogRequest, r.ID, LogActor, ev.Sender.Login, "elsewhere", elsewhere)
+	if changed {
+		b.log.Info("request "+ev.Action, LogOrg, r.Org, LogRequest, r.ID, LogActor, ev.Sender.Login, "elsewhere", elsewhere)
+	}
 	return b.refreshCard(ctx, r.Org, r.ID)
 }
 

@@ -81,9 +81,23 @@ func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
 		}
 	}
 
-	open, err := b.store.Requests(org.Login, store.StatePending, store.StateDeciding)
+	all, err := b.store.Requests(org.Login)
 	if err != nil {
 		return repairs, err
+	}
+	var open []store.Request
+	for _, r := range all {
+		switch {
+		case r.State == store.StatePending || r.State == store.StateDeciding:
+			open = append(open, r)
+		case r.CardOutdated && r.Card.TS != "":
+			// A change the card does not show yet (Slack failed).
+			if err := b.refreshCard(ctx, r.Org, r.ID); err != nil {
+				return repairs, err
+			}
+			b.metrics.reconcileRepairs.WithLabelValues("card_updated").Inc()
+			repairs++
+		}
 	}
 	for _, r := range open {
 		if inGitHub[r.ID] || len(r.History) > 0 && b.now().Sub(r.History[len(r.History)-1].At) < reconcileGrace {

@@ -26,7 +26,10 @@ func TestReconcilePostsCardsForMissedWebhooks(t *testing.T) {
 		TokenName: "deploy", Reason: "deploys", RepositorySelection: "subset"},
 		github.Repository{ID: 1, Name: "api", FullName: "github-ssh-authority/api"})
 	h.start()
-	h.eventually("two cards", func() bool { return len(h.slack.Messages(cardChannel)) == 2 })
+	h.eventually("two cards, recorded", func() bool {
+		r, err := h.db.Request("github-ssh-authority", 777)
+		return len(h.slack.Messages(cardChannel)) == 2 && err == nil && r.Card.TS != ""
+	})
 	r, err := h.db.Request("github-ssh-authority", 777)
 	if err != nil || r.State != store.StatePending || r.Card.TS == "" || r.Reason != "deploys" || len(r.Repositories) != 1 ||
 		r.History[0].Source != store.SourceReconcile {

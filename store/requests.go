@@ -70,6 +70,10 @@ type Request struct {
 	// means a post may or may not have reached Slack.
 	CardIntent time.Time `json:"card_intent,omitzero"`
 	Card       Card      `json:"card,omitzero"`
+	// CardOutdated is set with every change the card must show and
+	// cleared once Slack has the card that shows it, so that a failed
+	// update is retried, even after a crash.
+	CardOutdated bool `json:"card_outdated,omitempty"`
 	// Decision is the decision GitHub took, or, while State is deciding,
 	// the one patbot is sending.
 	Decision *Decision `json:"decision,omitempty"`
@@ -123,6 +127,7 @@ const maxHistory = 50
 
 // SetState moves the request to state to and records the change.
 func (r *Request) SetState(to State, at time.Time, source Source, actor, note string) {
+	r.CardOutdated = true
 	r.History = append(r.History, Change{At: at, From: r.State, To: to, Source: source, Actor: actor, Note: note})
 	if len(r.History) > maxHistory {
 		r.History = append(r.History[:1], r.History[len(r.History)-maxHistory+1:]...)

@@ -117,6 +117,9 @@ type Fault struct {
 	// Apply makes the call take effect before the failure is answered, as
 	// when Slack posts a message but the answer is lost.
 	Apply bool
+	// Body, when set, is the whole answer (status 200 unless Status says
+	// otherwise): garbage, a proxy's error page.
+	Body string
 }
 
 // New starts a fake Slack accepting token.
@@ -137,6 +140,13 @@ func New(token string) *Server {
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
 
 // ResponseURL returns a response_url served by the fake.
 func (s *Server) ResponseURL(id string) string { return s.srv.URL + "/response/" + id }
@@ -259,6 +269,15 @@ func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
 			s.apply(method, call)
 		}
 		time.Sleep(f.Delay)
+		if f.Body != "" {
+			call.Error = "garbage"
+			s.mu.Lock()
+			s.calls = append(s.calls, call)
+			s.mu.Unlock()
+			w.WriteHeader(cmpOr(f.Status, http.StatusOK))
+			io.WriteString(w, f.Body)
+			return
+		}
 		if f.Status != 0 && f.Status != http.StatusOK {
 			status = f.Status
 			if f.RetryAfter > 0 {

@@ -91,6 +91,9 @@ type Fault struct {
 	Message    string
 	Delay      time.Duration // wait before answering (for timeouts)
 	Times      int           // how many calls fail; 0 means every call
+	// Body, when set, is the whole answer instead of an error document:
+	// garbage, a proxy's error page.
+	Body string
 }
 
 type issuedToken struct {
@@ -429,6 +432,11 @@ func (s *Server) fault(w http.ResponseWriter, method, path string) bool {
 	}
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	if f.Body != "" {
+		w.WriteHeader(f.Status)
+		io.WriteString(w, f.Body)
+		return true
 	}
 	msg := f.Message
 	if msg == "" {
