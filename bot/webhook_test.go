@@ -646,3 +646,34 @@ func TestDeliveryMarkersPrunedAfterRetention(t *testing.T) {
 		t.Errorf("recent marker pruned: %v", err)
 	}
 }
+
+func TestShutdownDrainsJobsInProgress(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		delay    time.Duration // how long GitHub takes to answer the job's lookup
+		drain    time.Duration
+		finished bool
+	}{
+		{"within the deadline", 300 * time.Millisecond, 5 * time.Second, true},
+		{"past the deadline", 3 * time.Second, 200 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "", func(d *bot.Deps) { d.DrainTimeout = tc.drain })
+			h.gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: "/orgs/github-ssh-authority/personal-access-token-requests",
+				Status: http.StatusOK, Body: "[]", Delay: tc.delay, Times: 1})
+			h.start()
+			h.deliver(github.EventPATRequest, "d", fixture(t, "personal_access_token_request.created.json"))
+			h.eventually("the job asks GitHub", func() bool {
+				return len(h.gh.CallsTo(http.MethodGet, "/orgs/github-ssh-authority/personal-access-token-requests")) == 1
+			})
+			h.stop() // returns once drained, or at the deadline
+			h.stop = nil
+			if done := len(h.jobs()) == 0; done != tc.finished {
+				t.Fatalf("job finished = %v, want %v", done, tc.finished)
+			}
+			if !tc.finished && !strings.Contains(h.logs.String(), "will run at the next start") && !strings.Contains(h.logs.String(), "retried at the next start") {
+				t.Errorf("the interrupted job was not reported:\n%s", h.logs)
+			}
+		})
+	}
+}
