@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ type AuditFilter struct {
 	Org   string
 	Since time.Time
 	Until time.Time
+	Kinds []string // decision, refused, failed, revocation
 	Limit int
 }
 
@@ -65,7 +67,7 @@ func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
 				return err
 			}
 			if (f.Org != "" && !strings.EqualFold(f.Org, e.Org)) || (!f.Since.IsZero() && e.At.Before(f.Since)) ||
-				(!f.Until.IsZero() && !e.At.Before(f.Until)) {
+				(!f.Until.IsZero() && !e.At.Before(f.Until)) || (len(f.Kinds) > 0 && !slices.Contains(f.Kinds, e.Kind)) {
 				continue
 			}
 			out = append(out, e)

@@ -50,6 +50,9 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// ReadOnly opens the file for reading only (patbot audit). It still
+	// waits for the lock a running patbot holds.
+	ReadOnly bool
 }
 
 // DB is an open patbot database.
@@ -70,7 +73,12 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
 	}
@@ -79,6 +87,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	b.MaxBatchDelay = opts.MaxBatchDelay
 	db := &DB{bolt: b, now: opts.Now}
+	if opts.ReadOnly {
+		return db, db.Ping()
+	}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

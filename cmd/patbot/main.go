@@ -46,6 +46,7 @@ Usage:
   patbot check [flags]     check the configuration, GitHub and Slack
   patbot setup github -webhook-url URL [-org ORG]
                            create patbot's GitHub App from a manifest
+  patbot audit [flags]     export decisions and revocations (JSON lines or CSV)
   patbot version           print the version
   patbot help              show this help
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return demo(ctx, args, stdout, stderr)
 	case "setup":
 		return setup(ctx, args, getenv, stdout, stderr)
+	case "audit":
+		return audit(args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK
