@@ -116,6 +116,11 @@ type Deps struct {
 	// outlast GitHub's redelivery window (3 days, 7 on Enterprise Server).
 	// Default 8 days.
 	DeliveryRetention time.Duration
+	// RequestRetention is how long a request's record is kept once it is
+	// final (the audit trail keeps the decision). Default 90 days.
+	RequestRetention time.Duration
+	// AuditRetention is how long audit events are kept. Default 2 years.
+	AuditRetention time.Duration
 
 	Now func() time.Time
 }
@@ -138,14 +143,16 @@ type Bot struct {
 	metrics        *metrics
 	now            func() time.Time
 
-	workers      int
-	taskWorkers  int
-	tasks        chan func(context.Context)
-	jobTimeout   time.Duration
-	maxAttempts  int
-	retryBackoff time.Duration
-	drainTimeout time.Duration
-	retention    time.Duration
+	workers          int
+	taskWorkers      int
+	tasks            chan func(context.Context)
+	jobTimeout       time.Duration
+	maxAttempts      int
+	retryBackoff     time.Duration
+	drainTimeout     time.Duration
+	retention        time.Duration
+	requestRetention time.Duration
+	auditRetention   time.Duration
 
 	// queue holds IDs of jobs ready to run. reserved counts unfinished
 	// jobs (queued, running, waiting to retry, or parked); intake reserves
@@ -305,33 +312,42 @@ func (b *Bot) Ready() error {
 	return nil
 }
 
-// pruneLoop deletes delivery markers past their retention, at start and then
-// hourly.
+// pruneLoop deletes what is past its retention, at start and then hourly:
+// delivery markers, final requests' records, audit events. This is what
+// bounds the store's size.
 func (b *Bot) pruneLoop(ctx context.Context) {
-	const batch = 1000
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {
-		cutoff := b.now().Add(-b.retention)
-		total := 0
-		for range 10_000 { // bound: 10 million markers a round
-			n, err := b.store.PruneDeliveries(cutoff, batch)
-			total += n
-			if err != nil {
-				b.log.Error("pruning delivery markers failed", "err", err)
-				break
-			}
-			if n < batch || ctx.Err() != nil {
-				break
-			}
-		}
-		if total > 0 {
-			b.log.Info("pruned delivery markers", "count", total, "older_than", cutoff)
-		}
+		now := b.now()
+		b.prune(ctx, "delivery markers", now.Add(-b.retention), b.store.PruneDeliveries)
+		b.prune(ctx, "request records", now.Add(-b.requestRetention), b.store.PruneRequests)
+		b.prune(ctx, "audit events", now.Add(-b.auditRetention), b.store.PruneAudit)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// prune deletes what is older than cutoff in batches, so that no single
+// transaction grows large.
+func (b *Bot) prune(ctx context.Context, what string, cutoff time.Time, prune func(time.Time, int) (int, error)) {
+	const batch = 1000
+	total := 0
+	for range 10_000 { // bound: 10 million a round
+		n, err := prune(cutoff, batch)
+		total += n
+		if err != nil {
+			b.log.Error("pruning failed", "what", what, "err", err)
+			break
+		}
+		if n < batch || ctx.Err() != nil {
+			break
+		}
+	}
+	if total > 0 {
+		b.log.Info("pruned", "what", what, "count", total, "older_than", cutoff)
 	}
 }

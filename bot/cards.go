@@ -84,7 +84,6 @@ func (b *Bot) postCard(ctx context.Context, org Org, id int64) error {
 		EventPayload: map[string]any{"request": requestKey(r.Org, r.ID)},
 	}))
 	channel, ts, err := b.slack.PostMessageContext(ctx, org.Channel, opts...)
-	b.metrics.slackCall("chat.postMessage", err)
 	if err != nil {
 		return fmt.Errorf("post card to %s: %w", org.Channel, err)
 	}
@@ -123,7 +122,6 @@ func (b *Bot) findCard(ctx context.Context, channel string, r store.Request, sin
 		var resp *slack.GetConversationHistoryResponse
 		err := retrySlack(ctx, func() (err error) {
 			resp, err = b.slack.GetConversationHistoryContext(ctx, params)
-			b.metrics.slackCall("conversations.history", err)
 			return err
 		})
 		if err != nil {
@@ -161,7 +159,6 @@ func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
 	blocks, text := renderCard(b.cardView(r))
 	err := retrySlack(ctx, func() error {
 		_, _, _, err := b.slack.UpdateMessageContext(ctx, r.Card.Channel, r.Card.TS, cardOptions(blocks, text)...)
-		b.metrics.slackCall("chat.update", err)
 		return err
 	})
 	if err != nil {
@@ -185,7 +182,6 @@ func (b *Bot) tell(ctx context.Context, channel, user, text string) {
 		return
 	}
 	_, err := b.slack.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, false))
-	b.metrics.slackCall("chat.postEphemeral", err)
 	if err != nil {
 		b.log.Warn("cannot send an ephemeral message", "channel", channel, "slack_user", user, "err", err)
 	}
@@ -201,7 +197,6 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	var ch *slack.Channel
 	err := retrySlack(ctx, func() (err error) {
 		ch, _, _, err = b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-		b.metrics.slackCall("conversations.open", err)
 		return err
 	})
 	if err != nil {
@@ -219,7 +214,6 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	}
 	text += fmt.Sprintf("\n<%s|Open in GitHub>", view.requestURL())
 	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
-	b.metrics.slackCall("chat.postMessage", err)
 	if err != nil {
 		b.log.Warn("cannot DM the requester", "slack_user", user, "err", err)
 	}

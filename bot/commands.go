@@ -166,7 +166,6 @@ func (b *Bot) respond(ctx context.Context, responseURL string, msg *slack.Webhoo
 	msg.ResponseType = slack.ResponseTypeEphemeral
 	msg.ReplaceOriginal = true
 	err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, b.responseClient, msg)
-	b.metrics.slackCall("response_url", err)
 	if err != nil {
 		b.log.Warn("cannot answer through the response URL", "err", err)
 	}

@@ -145,7 +145,6 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	}
 
 	err = b.gh.ReviewRequest(ctx, who.org.Login, d.id, github.Review{Action: d.action, Reason: d.reason})
-	b.metrics.githubCall("review", err)
 	b.settle(ctx, log, who, d, claim, err)
 }
 
@@ -263,7 +262,6 @@ func (b *Bot) findPending(ctx context.Context, org Org, id int64) (github.Pendin
 		f = github.RequestFilter{TokenIDs: []int64{r.TokenID}}
 	}
 	items, err := b.gh.ListRequests(ctx, org.Login, f)
-	b.metrics.githubCall("list_requests", err)
 	if err != nil {
 		return github.PendingRequest{}, false, err
 	}

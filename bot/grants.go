@@ -85,7 +85,6 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, r
 			continue
 		}
 		grants, err := b.gh.ListGrants(ctx, org.Login, q.Login)
-		b.metrics.githubCall("list_grants", err)
 		if err != nil {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: %s; the tokens there are not listed.", escape(org.Login), describeGitHubError(err)))
 			continue
@@ -128,7 +127,6 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, r
 			continue
 		}
 		repos, err := b.gh.ListGrantRepositories(ctx, e.Org, e.Grant.ID)
-		b.metrics.githubCall("list_grant_repositories", err)
 		if err == nil {
 			v.Entries[i].Repos = repos
 		}
@@ -370,7 +368,6 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeV
 		return
 	}
 	grants, err := b.gh.ListGrants(ctx, org.Login, rv.Query.Login)
-	b.metrics.githubCall("list_grants", err)
 	if err != nil {
 		fail(fmt.Sprintf("Nothing was revoked: %s.", describeGitHubError(err)))
 		return
@@ -382,7 +379,6 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeV
 	}
 	grant := grants[i]
 	err = b.gh.RevokeGrant(ctx, org.Login, grant.ID)
-	b.metrics.githubCall("revoke", err)
 	if errors.Is(err, github.ErrNotFound) {
 		fail("That token no longer has access to " + escape(org.Login) + ": it was revoked already.")
 		return
@@ -398,7 +394,6 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeV
 	notice := fmt.Sprintf(":lock: <@%s> (%s) revoked %s's fine-grained token “%s” (token %d): it no longer has access to *%s*.",
 		viewer, escape(login), escape(grant.Owner.Login), escape(truncate(cmp.Or(grant.TokenName, "unnamed"), maxTokenName)), grant.TokenID, escape(org.Login))
 	_, _, err = b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(notice, false))
-	b.metrics.slackCall("chat.postMessage", err)
 	if err != nil {
 		b.log.Warn("cannot post the revocation notice", "channel", org.Channel, "err", err)
 	}

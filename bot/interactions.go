@@ -174,7 +174,6 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewsOpenTimeout)
 	resp, err := b.slack.OpenViewContext(octx, triggerID, view)
 	cancel()
-	b.metrics.slackCall("views.open", err)
 	if err != nil {
 		b.log.Warn("cannot open the deny dialog", LogOrg, d.org, LogRequest, d.id, "err", err)
 		return b.submit(func(ctx context.Context) {
@@ -195,7 +194,6 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 		}
 		err := retrySlack(ctx, func() error {
 			_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
-			b.metrics.slackCall("views.update", err)
 			return err
 		})
 		if err != nil {

@@ -11,28 +11,9 @@ type metrics struct {
 	decisions     *prometheus.CounterVec
 	refusals      *prometheus.CounterVec
 	slackRequests *prometheus.CounterVec
-	slackCalls    *prometheus.CounterVec
-	githubCalls   *prometheus.CounterVec
 
 	reconcileRuns    *prometheus.CounterVec
 	reconcileRepairs *prometheus.CounterVec
-}
-
-// slackCall counts a Slack Web API call by method and result.
-func (m *metrics) slackCall(method string, err error) {
-	m.slackCalls.WithLabelValues(method, result(err)).Inc()
-}
-
-// githubCall counts a GitHub API call by operation and result.
-func (m *metrics) githubCall(op string, err error) {
-	m.githubCalls.WithLabelValues(op, result(err)).Inc()
-}
-
-func result(err error) string {
-	if err != nil {
-		return "error"
-	}
-	return "ok"
 }
 
 func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
@@ -62,14 +43,6 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 			Name: "patbot_slack_requests_total",
 			Help: "Requests from Slack by route and outcome.",
 		}, []string{"route", "outcome"}),
-		slackCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patbot_slack_calls_total",
-			Help: "Slack Web API calls by method and result.",
-		}, []string{"method", "result"}),
-		githubCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patbot_github_calls_total",
-			Help: "GitHub API calls by operation and result.",
-		}, []string{"operation", "result"}),
 		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patbot_reconcile_runs_total",
 			Help: "Reconciliations of an org's records with GitHub, by result.",
@@ -83,7 +56,21 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 		Name: "patbot_queue_depth",
 		Help: "Unfinished webhook jobs: queued, running, waiting to retry or parked.",
 	}, func() float64 { return float64(b.reserved.Load()) })
-	for _, c := range []prometheus.Collector{m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.slackCalls, m.githubCalls, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
+	pendingRequests := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "patbot_pending_requests",
+		Help: "PAT requests awaiting a decision.",
+	}, func() float64 { n, _, _ := b.store.PendingStats(); return float64(n) })
+	oldestPending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "patbot_oldest_pending_request_seconds",
+		Help: "Age of the oldest PAT request awaiting a decision (0 when none).",
+	}, func() float64 {
+		_, oldest, _ := b.store.PendingStats()
+		if oldest.IsZero() {
+			return 0
+		}
+		return b.now().Sub(oldest).Seconds()
+	})
+	for _, c := range []prometheus.Collector{pendingRequests, oldestPending, m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

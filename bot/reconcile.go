@@ -52,7 +52,6 @@ func (b *Bot) Reconcile(ctx context.Context) int {
 
 func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
 	pending, err := b.gh.ListRequests(ctx, org.Login, github.RequestFilter{})
-	b.metrics.githubCall("list_requests", err)
 	if err != nil {
 		return 0, err
 	}
@@ -107,6 +106,7 @@ func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
 			continue // its decision is on its way
 		}
 		b.close(r)
+		b.metrics.decisions.WithLabelValues(string(store.StateClosed), string(store.SourceReconcile)).Inc()
 		b.showCard(ctx, b.log, r.Org, r.ID)
 		b.metrics.reconcileRepairs.WithLabelValues("card_closed").Inc()
 		repairs++
@@ -126,7 +126,6 @@ func (b *Bot) adopt(ctx context.Context, org Org, pr github.PendingRequest) erro
 	var repos []string
 	if pr.RepositorySelection == github.SelectionSubset {
 		list, err := b.gh.ListRequestRepositories(ctx, org.Login, pr.ID)
-		b.metrics.githubCall("list_request_repositories", err)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,9 @@ type SlackConfig struct {
 	BotToken string
 	APIURL   string        // Web API base URL ending in /; default Slack's
 	Timeout  time.Duration // per call; default 10s
+	// Transport carries the calls (APIMetrics.Transport measures them);
+	// default http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // slackRetries is how often a call rejected with 429 is retried after the
@@ -43,7 +46,7 @@ func NewSlackClient(cfg SlackConfig) *slack.Client {
 		cfg.Timeout = 10 * time.Second
 	}
 	opts := []slack.Option{
-		slack.OptionHTTPClient(&http.Client{Timeout: cfg.Timeout}),
+		slack.OptionHTTPClient(&http.Client{Timeout: cfg.Timeout, Transport: cfg.Transport}),
 		slack.OptionRetry(slackRetries),
 	}
 	if cfg.APIURL != "" {

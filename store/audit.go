@@ -82,3 +82,37 @@ func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
 	}
 	return out, nil
 }
+
+// PruneAudit deletes up to max audit events older than cutoff, oldest
+// first, and reports how many it deleted.
+func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
+	var n int
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		var keys [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
+			var e struct {
+				At time.Time `json:"at"`
+			}
+			if err := decode(v, &e); err != nil {
+				return err
+			}
+			if !e.At.Before(cutoff) {
+				break // events are appended in time order
+			}
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(keys)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune audit: %w", err)
+	}
+	return n, nil
+}

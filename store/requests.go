@@ -207,3 +207,62 @@ func (db *DB) Requests(org string, states ...State) ([]Request, error) {
 	}
 	return out, nil
 }
+
+// PendingStats counts the requests awaiting a decision (pending or
+// deciding) and returns when the oldest of them was made.
+func (db *DB) PendingStats() (n int, oldest time.Time, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRequests).ForEach(func(_, v []byte) error {
+			var r struct {
+				State     State     `json:"state"`
+				CreatedAt time.Time `json:"created_at"`
+			}
+			if err := decode(v, &r); err != nil {
+				return err
+			}
+			if r.State == StatePending || r.State == StateDeciding {
+				n++
+				if oldest.IsZero() || r.CreatedAt.Before(oldest) {
+					oldest = r.CreatedAt
+				}
+			}
+			return nil
+		})
+	})
+	return n, oldest, err
+}
+
+// PruneRequests deletes up to max records of requests that reached a final
+// state before cutoff, and reports how many it deleted. The audit trail
+// keeps what was decided.
+func (db *DB) PruneRequests(cutoff time.Time, max int) (int, error) {
+	var n int
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRequests)
+		var keys [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
+			var r struct {
+				State   State     `json:"state"`
+				Updated time.Time `json:"updated"`
+			}
+			if err := decode(v, &r); err != nil {
+				return err
+			}
+			if r.State.Final() && r.Updated.Before(cutoff) {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(keys)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune requests: %w", err)
+	}
+	return n, nil
+}

@@ -296,3 +296,37 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("window = %+v", window)
 	}
 }
+
+func TestPruneRequestsAndAudit(t *testing.T) {
+	db := mustOpen(t, "")
+	now := time.Now()
+	for id, state := range map[int64]State{1: StateApproved, 2: StatePending, 3: StateCancelled} {
+		if _, err := db.UpdateRequest("acme", id, func(r *Request, _ bool) error { r.State = state; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, oldest, err := db.PendingStats(); err != nil || n != 1 || !oldest.IsZero() {
+		t.Errorf("pending = %d, %v, %v", n, oldest, err)
+	}
+	// Nothing is old enough yet.
+	if n, _ := db.PruneRequests(now.Add(-time.Hour), 10); n != 0 {
+		t.Errorf("pruned %d fresh records", n)
+	}
+	n, err := db.PruneRequests(now.Add(time.Hour), 10)
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want the 2 final records", n, err)
+	}
+	if _, err := db.Request("acme", 2); err != nil {
+		t.Error("a pending request was pruned")
+	}
+
+	for i := range 5 {
+		db.AppendAudit(AuditEvent{At: now.Add(time.Duration(i-5) * 24 * time.Hour), Kind: "decision", Org: "acme"})
+	}
+	if n, err := db.PruneAudit(now.Add(-48*time.Hour), 100); err != nil || n != 3 {
+		t.Fatalf("pruned %d audit events, %v; want the 3 older than 2 days", n, err)
+	}
+	if left, _ := db.AuditEvents(AuditFilter{}); len(left) != 2 {
+		t.Errorf("%d audit events left", len(left))
+	}
+}

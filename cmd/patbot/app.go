@@ -50,21 +50,27 @@ func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
 }
 
 func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*App, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api, err := bot.NewAPIMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	gh, err := github.New(github.Config{
 		AppID:      cfg.AppID,
 		PrivateKey: cfg.PrivateKey,
 		BaseURL:    cfg.GitHubAPIURL,
 		UserAgent:  "patbot/" + buildVersion(),
+		Transport:  api.Transport("github", nil),
 	})
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := bot.Deps{
-		Store:              db,
-		GitHub:             gh,
-		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}),
+		Store:  db,
+		GitHub: gh,
+		Slack: bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL,
+			Transport: api.Transport("slack", nil)}),
 		Policy:             cfg.Policy,
 		WebhookSecret:      cfg.WebhookSecret,
 		SlackSigningSecret: cfg.SlackSigningSecret,
