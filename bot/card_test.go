@@ -217,3 +217,15 @@ func TestRequestKeyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRenderCard measures rendering a full card (the rich fixture,
+// decided, with a reason).
+func BenchmarkRenderCard(b *testing.B) {
+	t := &testing.T{}
+	r := decided(richRequest(t), store.StateDenied, &store.Decision{Action: "deny", Actor: "alice", SlackUser: "U0ALICE", At: cardNow, Source: store.SourceSlack, Reason: "too broad"})
+	v := cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow}
+	b.ReportAllocs()
+	for b.Loop() {
+		renderCard(v)
+	}
+}

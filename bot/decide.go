@@ -179,7 +179,11 @@ func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d deci
 
 	case status == http.StatusNotFound || status == http.StatusUnprocessableEntity:
 		// Maybe already handled: ask GitHub whether it is still pending.
-		_, pending, err := b.findPending(ctx, who.org, d.id)
+		var pending bool
+		r, err := b.store.Request(org, d.id)
+		if err == nil {
+			_, pending, err = b.findPending(ctx, who.org, d.id, r.Owner, r.TokenID)
+		}
 		if err == nil && !pending {
 			b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
 				if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
@@ -251,15 +255,12 @@ func describeGitHubError(err error) string {
 	}
 }
 
-// findPending looks a request up in GitHub's list of pending requests.
-func (b *Bot) findPending(ctx context.Context, org Org, id int64) (github.PendingRequest, bool, error) {
-	r, err := b.store.Request(org.Login, id)
-	if err != nil {
-		return github.PendingRequest{}, false, err
-	}
-	f := github.RequestFilter{Owners: []string{r.Owner}}
-	if r.TokenID != 0 {
-		f = github.RequestFilter{TokenIDs: []int64{r.TokenID}}
+// findPending looks a request up in GitHub's list of pending requests, by
+// its token when known, otherwise by its requester.
+func (b *Bot) findPending(ctx context.Context, org Org, id int64, owner string, tokenID int64) (github.PendingRequest, bool, error) {
+	f := github.RequestFilter{Owners: []string{owner}}
+	if tokenID != 0 {
+		f = github.RequestFilter{TokenIDs: []int64{tokenID}}
 	}
 	items, err := b.gh.ListRequests(ctx, org.Login, f)
 	if err != nil {

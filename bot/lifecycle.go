@@ -34,43 +34,40 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 	return permanent(fmt.Errorf("unhandled action %q", ev.Action))
 }
 
-// processCreated records a new request, completes it from GitHub's list of
-// pending requests (the webhook lacks the reason), and posts its card.
+// processCreated records a new request, completed from GitHub's list of
+// pending requests (the webhook lacks the reason), and posts its card. It
+// asks GitHub first, so that the record is written once.
 func (b *Bot) processCreated(ctx context.Context, ev *github.RequestEvent) error {
+	org, served := b.policy.Org(ev.Org)
+	var pr github.PendingRequest
+	pending := false
+	if served {
+		r, err := b.store.Request(ev.Org, ev.Request.ID)
+		if err == nil && (r.State != store.StatePending || r.Card.TS != "") {
+			return nil // decided already, or posted already
+		}
+		if pr, pending, err = b.findPending(ctx, org, ev.Request.ID, ev.Request.Owner.Login, ev.Request.TokenID); err != nil {
+			return fmt.Errorf("look up request in GitHub: %w", err)
+		}
+	}
 	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
 		applyDetails(r, ev)
 		if !exists {
 			r.SetState(store.StatePending, b.now(), store.SourceWebhook, ev.Request.Owner.Login, "requested")
 		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	org, ok := b.policy.Org(ev.Org)
-	if !ok || r.State != store.StatePending || r.Card.TS != "" {
-		return nil // not served, decided already, or posted already
-	}
-	pr, pending, err := b.findPending(ctx, org, r.ID)
-	if err != nil {
-		return fmt.Errorf("look up request in GitHub: %w", err)
-	}
-	_, err = b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, _ bool) error {
-		if !pending {
-			if r.State == store.StatePending {
-				r.SetState(store.StateClosed, b.now(), store.SourceWebhook, "", "not pending in GitHub when patbot looked it up")
-			}
-			return nil
+		switch {
+		case pending:
+			enrich(r, pr)
+		case served && r.State == store.StatePending:
+			r.SetState(store.StateClosed, b.now(), store.SourceWebhook, "", "not pending in GitHub when patbot looked it up")
 		}
-		enrich(r, pr)
 		return nil
 	})
-	if err != nil {
+	if err != nil || !served || r.State != store.StatePending {
+		if err == nil && served && !pending {
+			b.log.Info("request no longer pending in GitHub; no card posted", LogOrg, ev.Org, LogRequest, ev.Request.ID)
+		}
 		return err
-	}
-	if !pending {
-		b.log.Info("request no longer pending in GitHub; no card posted", LogOrg, ev.Org, LogRequest, ev.Request.ID)
-		return nil
 	}
 	return b.postCard(ctx, org, ev.Request.ID)
 }

@@ -32,7 +32,7 @@ type Job struct {
 	Action     string    `json:"action"`
 	Org        string    `json:"org"`
 	RequestID  int64     `json:"request_id"`
-	Payload    []byte    `json:"payload"` // the webhook JSON, byte for byte as received
+	Payload    []byte    `json:"-"` // the webhook JSON, byte for byte as received (stored apart, raw)
 	EnqueuedAt time.Time `json:"enqueued_at"`
 	Attempts   int       `json:"attempts"`
 	LastError  string    `json:"last_error,omitempty"`
@@ -71,6 +71,9 @@ func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64,
 				j.EnqueuedAt = d.ReceivedAt
 			}
 			if err := put(jobs, itob(seq), j); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload); err != nil {
 				return err
 			}
 			rec.JobID = seq
@@ -149,7 +152,11 @@ func (db *DB) CountDeliveries() (int, error) {
 func (db *DB) Job(id uint64) (Job, error) {
 	var j Job
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return get(tx.Bucket(bucketJobs), itob(id), &j)
+		if err := get(tx.Bucket(bucketJobs), itob(id), &j); err != nil {
+			return err
+		}
+		j.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(itob(id)))
+		return nil
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("store: job %d: %w", id, err)
@@ -175,7 +182,10 @@ func (db *DB) JobIDs() ([]uint64, error) {
 // FinishJob deletes a job whose work is done. Finishing an unknown job is
 // not an error: the work is done either way.
 func (db *DB) FinishJob(id uint64) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketPayloads).Delete(itob(id)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketJobs).Delete(itob(id))
 	})
 	if err != nil {

@@ -153,11 +153,13 @@ func (db *DB) Request(org string, id int64) (Request, error) {
 
 // UpdateRequest reads the record of a request (a zero Request with Org and
 // ID set when there is none), lets change modify it, and writes it back, all
-// in one transaction. An error from change aborts without writing. change
-// must not do I/O: it runs while every other writer waits.
+// in one transaction, whose commit concurrent writers share. An error from
+// change aborts without writing. change must not do I/O (it runs while
+// every other writer waits), and may run more than once, so it may only
+// modify r and assign to variables of its caller.
 func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error) {
 	var r Request
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		key := requestKey(org, id)
 		r = Request{}

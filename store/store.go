@@ -34,7 +34,8 @@ var (
 	bucketMeta          = []byte("meta")
 	bucketDeliveries    = []byte("deliveries")     // delivery GUID -> Delivery
 	bucketDeliveryTimes = []byte("delivery_times") // received time (8 bytes) + GUID -> nil, for pruning in order
-	bucketJobs          = []byte("jobs")           // sequence (8 bytes) -> Job
+	bucketJobs          = []byte("jobs")           // sequence (8 bytes) -> Job without its payload
+	bucketPayloads      = []byte("payloads")       // job sequence (8 bytes) -> the job's payload, raw
 	bucketRequests      = []byte("requests")       // org + 0x00 + request id (8 bytes) -> Request
 	bucketAudit         = []byte("audit")          // sequence (8 bytes) -> AuditEvent
 
@@ -45,8 +46,8 @@ var (
 type Options struct {
 	// LockTimeout bounds the wait for the file lock. Default 2s.
 	LockTimeout time.Duration
-	// MaxBatchDelay bounds how long a delivery waits to share a commit (and
-	// its fsync) with concurrent ones. Default 5ms.
+	// MaxBatchDelay bounds how long a write waits to share a commit (and
+	// its fsync) with concurrent ones. Default 1ms.
 	MaxBatchDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -68,7 +69,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.LockTimeout = 2 * time.Second
 	}
 	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = 5 * time.Millisecond
+		opts.MaxBatchDelay = time.Millisecond
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -99,7 +100,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketRequests, bucketAudit} {
+		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketPayloads, bucketRequests, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

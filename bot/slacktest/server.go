@@ -56,6 +56,8 @@ type Message struct {
 	Updates int
 	// History holds every version's blocks, oldest first.
 	History []json.RawMessage
+	// Posted is when the fake received the chat.postMessage.
+	Posted time.Time
 }
 
 // Ephemeral is a message only one user sees.
@@ -351,7 +353,7 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 		ts := fmt.Sprintf("%d.%06d", s.nextTS/1_000_000, s.nextTS%1_000_000)
 		blocks := json.RawMessage(c.Form.Get("blocks"))
 		s.messages = append(s.messages, &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
-			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}})
+			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}, Posted: time.Now()})
 		return map[string]any{"channel": ch, "ts": ts}, ""
 	case "chat.update":
 		ch, ts := c.Form.Get("channel"), c.Form.Get("ts")

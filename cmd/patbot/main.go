@@ -47,6 +47,7 @@ Usage:
   patbot setup github -webhook-url URL [-org ORG]
                            create patbot's GitHub App from a manifest
   patbot audit [flags]     export decisions and revocations (JSON lines or CSV)
+  patbot bench [flags]     measure intake, latency, memory and store size against fakes
   patbot version           print the version
   patbot help              show this help
 
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return setup(ctx, args, getenv, stdout, stderr)
 	case "audit":
 		return audit(args, getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK

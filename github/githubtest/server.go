@@ -78,6 +78,8 @@ type Call struct {
 	// OutsidePrefix marks a call that missed /api/v3: a client that
 	// dropped its base path or followed an absolute URL it built itself.
 	OutsidePrefix bool
+	// At is when the call arrived.
+	At time.Time
 }
 
 // Fault makes matching calls fail.
@@ -348,7 +350,7 @@ func (s *Server) routes() http.Handler {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		path, ok := strings.CutPrefix(r.URL.Path, Prefix)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok}
+		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok, At: time.Now()}
 		// Recorded on arrival, so that calls still being answered count;
 		// the status and credentials are filled in when it is answered.
 		s.mu.Lock()

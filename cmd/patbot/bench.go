@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/github/githubtest"
+)
+
+// benchOptions are patbot bench's flags.
+type benchOptions struct {
+	n, concurrency, rounds, samples int
+	binary                          string
+}
+
+// bench is the load tool: it runs patbot serve as a child process against
+// in-process fakes of GitHub and Slack that answer at once, and measures
+// intake against a baseline receiver, the latency from webhook to card and
+// from click to review, and patbot's memory and store.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o benchOptions
+	fs := flag.NewFlagSet("patbot bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.n, "n", 2000, "webhooks for the throughput comparison")
+	fs.IntVar(&o.concurrency, "c", 64, "webhooks in flight at once")
+	fs.IntVar(&o.rounds, "rounds", 4, "rounds, alternating patbot and the baseline")
+	fs.IntVar(&o.samples, "samples", 200, "requests sent one at a time, when patbot is idle, for the latency measurements")
+	exe, _ := os.Executable()
+	fs.StringVar(&o.binary, "binary", exe, "the patbot binary to measure")
+	baselineAddr := fs.String("baseline-server", "", "serve the baseline receiver on this address (used by bench itself)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *baselineAddr != "" {
+		// The baseline runs in a process of its own, as patbot does, so
+		// that both are measured across the same process boundary.
+		srv := &http.Server{Addr: *baselineAddr, Handler: baselineReceiver([]byte(os.Getenv("BASELINE_SECRET"))), ReadHeaderTimeout: 10 * time.Second}
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(stderr, "patbot bench: baseline: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	if o.n < o.rounds || o.concurrency < 1 || o.rounds < 1 || o.samples < 1 {
+		fmt.Fprintln(stderr, "patbot bench: -n must be at least -rounds, and -c, -rounds and -samples at least 1")
+		return exitUsage
+	}
+	ok, err := runBench(ctx, o, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "patbot bench: %v\n", err)
+		return exitFailed
+	}
+	if !ok {
+		return exitFailed
+	}
+	return exitOK
+}
+
+const benchOrg, benchChannel = "acme", "C0BENCH"
+
+type latencies []time.Duration
+
+func (l latencies) pct(p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return s[min(int(float64(len(s))*p), len(s)-1)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) {
+	total := o.n + o.samples
+	gh, err := githubtest.New(githubtest.Options{})
+	if err != nil {
+		return false, err
+	}
+	defer gh.Close()
+	gh.AddOrg(benchOrg, 1)
+	gh.SetMembership(benchOrg, "alice", "admin", "active")
+	for i := range total {
+		id := int64(10_000 + i)
+		gh.AddRequest(benchOrg, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprintf("dev%d", id), ID: id},
+			TokenID: id, TokenName: fmt.Sprintf("token-%d", id), Reason: "benchmark", RepositorySelection: "all"})
+	}
+	sl := slacktest.New("xoxb-bench")
+	defer sl.Close()
+
+	dir, err := os.MkdirTemp("", "patbot-bench-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	secret, signing := randomSecret(), randomSecret()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(content), 0o600)
+		return path
+	}
+	addr, err := freeLocalAddr()
+	if err != nil {
+		return false, err
+	}
+	env := []string{
+		"GITHUB_APP_ID=" + strconv.FormatInt(gh.AppID, 10), "GITHUB_APP_PRIVATE_KEY_FILE=" + write("app.pem", string(gh.PrivateKeyPEM)),
+		"GITHUB_WEBHOOK_SECRET=" + secret, "GITHUB_API_URL=" + gh.URL, "SLACK_BOT_TOKEN=xoxb-bench", "SLACK_SIGNING_SECRET=" + signing,
+		"SLACK_API_URL=" + sl.URL, "PATBOT_ADDR=" + addr, "PATBOT_DB=" + filepath.Join(dir, "patbot.db"), "PATBOT_RECONCILE_INTERVAL=0",
+		"PATBOT_CONFIG=" + write("patbot.yaml", "orgs:\n  acme: {channel: "+benchChannel+"}\nusers: {U0ALICE: alice}\n"),
+	}
+	logFile, err := os.Create(filepath.Join(dir, "patbot.log"))
+	if err != nil {
+		return false, err
+	}
+	defer logFile.Close()
+	child := exec.Command(o.binary, "serve")
+	child.Env, child.Stdout, child.Stderr = env, logFile, logFile
+	if err := child.Start(); err != nil {
+		return false, fmt.Errorf("start %s: %w", o.binary, err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	patbot := "http://" + addr
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	if err := waitUntil(ctx, func() bool {
+		resp, err := client.Get(patbot + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return false, fmt.Errorf("patbot did not become ready: %w", err)
+	}
+
+	baselineAddr, err := freeLocalAddr()
+	if err != nil {
+		return false, err
+	}
+	baselineProc := exec.Command(o.binary, "bench", "-baseline-server", baselineAddr)
+	baselineProc.Env = []string{"BASELINE_SECRET=" + secret}
+	if err := baselineProc.Start(); err != nil {
+		return false, err
+	}
+	defer func() { baselineProc.Process.Kill(); baselineProc.Wait() }()
+	baseline := "http://" + baselineAddr
+	if err := waitUntil(ctx, func() bool {
+		c, err := net.Dial("tcp", baselineAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}); err != nil {
+		return false, err
+	}
+
+	fmt.Fprintf(out, "patbot bench: %d webhooks at concurrency %d in %d rounds, alternating with a baseline receiver\n"+
+		"(the baseline, a process of its own like patbot, caps the body, verifies the signature, decodes the JSON and\n"+
+		"answers 202; patbot also commits each delivery and its work to bbolt, fsynced, before answering).\n"+
+		"Fakes of GitHub and Slack, in this process, answer at once.\n\n",
+		o.n, o.concurrency, o.rounds)
+
+	// Throughput, alternating.
+	var patbotLat, baseLat latencies
+	var patbotTime, baseTime time.Duration
+	next := 0
+	per := o.n / o.rounds
+	for round := range o.rounds {
+		count := per
+		if round == o.rounds-1 {
+			count = o.n - per*(o.rounds-1)
+		}
+		ids := make([]int64, count)
+		for i := range ids {
+			ids[i] = int64(10_000 + next + i)
+		}
+		next += count
+		for _, target := range []string{patbot, baseline} {
+			lat, took, err := burst(ctx, client, target, secret, ids, o.concurrency)
+			if err != nil {
+				return false, err
+			}
+			if target == patbot {
+				patbotLat, patbotTime = append(patbotLat, lat...), patbotTime+took
+			} else {
+				baseLat, baseTime = append(baseLat, lat...), baseTime+took
+			}
+		}
+	}
+	baseRate := float64(len(baseLat)) / baseTime.Seconds()
+	patbotRate := float64(len(patbotLat)) / patbotTime.Seconds()
+	ratio := patbotRate / baseRate
+	okMark := func(ok bool) string {
+		if ok {
+			return "✓"
+		}
+		return "✗"
+	}
+	fmt.Fprintf(out, "%-34s %12s %10s %10s\n", "intake", "throughput", "p50", "p99")
+	fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s\n", "baseline receiver", baseRate, ms(baseLat.pct(.5)), ms(baseLat.pct(.99)))
+	fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s\n", "patbot (durable, fsynced)", patbotRate, ms(patbotLat.pct(.5)), ms(patbotLat.pct(.99)))
+	fmt.Fprintf(out, "%-34s %12.2f   target ≥ 0.80 %s\n\n", "ratio", ratio, okMark(ratio >= 0.8))
+
+	cardsFor := func() map[string]slacktest.Message {
+		cards := map[string]slacktest.Message{}
+		for _, m := range sl.Messages(benchChannel) {
+			var meta struct {
+				EventPayload struct {
+					Request string `json:"request"`
+				} `json:"event_payload"`
+			}
+			json.Unmarshal(m.Metadata, &meta)
+			key := meta.EventPayload.Request
+			if _, dup := cards[key]; dup {
+				cards[key+" (again)"] = m
+				continue
+			}
+			cards[key] = m
+		}
+		return cards
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := waitUntil(wctx, func() bool { return len(cardsFor()) >= o.n }); err != nil {
+		return false, fmt.Errorf("only %d of %d cards after the burst: %w", len(cardsFor()), o.n, err)
+	}
+
+	// Latency, one request at a time, with patbot idle.
+	var toCard, ack, toReview latencies
+	for i := range o.samples {
+		id := int64(10_000 + next + i)
+		key := fmt.Sprintf("%s/%d", benchOrg, id)
+		start := time.Now()
+		if code, err := postSigned(ctx, client, patbot, secret, fmt.Sprintf("bench-%d", id), webhookBody(id)); err != nil || code != http.StatusAccepted {
+			return false, fmt.Errorf("webhook %d: %d %v", id, code, err)
+		}
+		var card slacktest.Message
+		if err := waitUntil(wctx, func() bool { var ok bool; card, ok = cardsFor()[key]; return ok }); err != nil {
+			return false, fmt.Errorf("no card for %s", key)
+		}
+		toCard = append(toCard, card.Posted.Sub(start))
+		time.Sleep(5 * time.Millisecond) // idle again: the card's record is written
+
+		review := fmt.Sprintf("/orgs/%s/personal-access-token-requests/%d", benchOrg, id)
+		click := slacktest.SignedRequest(signing, patbot+"/slack/interactions", time.Now(),
+			slacktest.BlockActionPayload("U0ALICE", benchChannel, card.TS, "pat_approve", key))
+		click.RequestURI = ""
+		start = time.Now()
+		resp, err := client.Do(click.WithContext(ctx))
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		ack = append(ack, time.Since(start))
+		var at time.Time
+		if err := waitUntil(wctx, func() bool {
+			calls := gh.CallsTo(http.MethodPost, review)
+			if len(calls) > 0 {
+				at = calls[0].At
+			}
+			return len(calls) > 0
+		}); err != nil {
+			return false, fmt.Errorf("no review for %s", key)
+		}
+		toReview = append(toReview, at.Sub(start))
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Fprintf(out, "%-34s %10s %10s\n", fmt.Sprintf("latency, idle (%d samples)", o.samples), "p50", "p99")
+	fmt.Fprintf(out, "%-34s %10s %10s   target p99 ≤ 20 ms %s\n", "webhook → card posted", ms(toCard.pct(.5)), ms(toCard.pct(.99)), okMark(toCard.pct(.99) <= 20*time.Millisecond))
+	fmt.Fprintf(out, "%-34s %10s %10s   target p99 ≤ 10 ms %s\n", "click → acknowledged", ms(ack.pct(.5)), ms(ack.pct(.99)), okMark(ack.pct(.99) <= 10*time.Millisecond))
+	fmt.Fprintf(out, "%-34s %10s %10s   target p99 ≤ 25 ms %s\n\n", "click → review sent to GitHub", ms(toReview.pct(.5)), ms(toReview.pct(.99)), okMark(toReview.pct(.99) <= 25*time.Millisecond))
+
+	rss := peakRSS(child.Process.Pid)
+	child.Process.Signal(os.Interrupt)
+	child.Wait()
+	fi, err := os.Stat(filepath.Join(dir, "patbot.db"))
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintf(out, "%-34s %10.1f MB   target ≤ 50 MB %s\n", "peak RSS of patbot", float64(rss)/(1<<20), okMark(rss > 0 && rss <= 50<<20))
+	fmt.Fprintf(out, "%-34s %10.1f KB   (%d requests, %.1f MB file; pruning keeps it bounded)\n",
+		"store per request", float64(fi.Size())/float64(total)/1024, total, float64(fi.Size())/(1<<20))
+
+	cards := cardsFor()
+	exact := len(cards) == total
+	for key := range cards {
+		if strings.HasSuffix(key, " (again)") {
+			exact = false
+		}
+	}
+	fmt.Fprintf(out, "%-34s %10d        want %d, one each %s\n", "cards posted", len(sl.Messages(benchChannel)), total, okMark(exact))
+	return exact, nil
+}
+
+func freeLocalAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// baselineReceiver does what every webhook receiver must, and nothing more.
+func baselineReceiver(secret []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, github.MaxPayloadBytes))
+		if err != nil {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if github.VerifySignature(secret, body, r.Header.Get(github.HeaderSignature)) != nil {
+			http.Error(w, "invalid signature", http.StatusUnauthorized)
+			return
+		}
+		var v map[string]any
+		if json.Unmarshal(body, &v) != nil {
+			http.Error(w, "malformed", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
+func webhookBody(id int64) []byte {
+	owner := fmt.Sprintf(`{"login":"dev%d","id":%d,"type":"User"}`, id, id)
+	return []byte(fmt.Sprintf(`{"action":"created","personal_access_token_request":{"id":%d,"owner":%s,"repository_selection":"all",`+
+		`"permissions_added":{},"permissions_upgraded":{},"permissions_result":{},"created_at":%q,"token_expired":false,`+
+		`"token_expires_at":null,"token_last_used_at":null},"organization":{"login":%q,"id":1},"sender":%s,"installation":{"id":1}}`,
+		id, owner, time.Now().UTC().Format(time.RFC3339), benchOrg, owner))
+}
+
+func postSigned(ctx context.Context, client *http.Client, base, secret, delivery string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/github/webhook", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(github.HeaderEvent, github.EventPATRequest)
+	req.Header.Set(github.HeaderDelivery, delivery)
+	req.Header.Set(github.HeaderSignature, github.Sign([]byte(secret), body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// burst sends a webhook for each id, concurrency at a time, and returns
+// each one's latency and the wall time.
+func burst(ctx context.Context, client *http.Client, base, secret string, ids []int64, concurrency int) (latencies, time.Duration, error) {
+	lat := make(latencies, len(ids))
+	errs := make(chan error, len(ids))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range concurrency {
+		wg.Go(func() {
+			for i := range work {
+				t := time.Now()
+				code, err := postSigned(ctx, client, base, secret, fmt.Sprintf("bench-%d", ids[i]), webhookBody(ids[i]))
+				lat[i] = time.Since(t)
+				if err == nil && code != http.StatusAccepted {
+					err = fmt.Errorf("%s answered %d", base, code)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for i := range ids {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	return lat, took, <-errs
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) on Linux; 0
+// elsewhere.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
