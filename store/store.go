@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,6 +61,12 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	now  func() time.Time
+
+	// Group commit of deliveries (commitLoop).
+	accepts       chan *acceptRequest
+	closing       chan struct{}
+	committerDone chan struct{}
+	closeOnce     sync.Once
 }
 
 // Open opens or creates the database at path, creating every bucket and
@@ -87,14 +94,17 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	b.MaxBatchDelay = opts.MaxBatchDelay
-	db := &DB{bolt: b, now: opts.Now}
+	db := &DB{bolt: b, now: opts.Now, accepts: make(chan *acceptRequest, maxGroup),
+		closing: make(chan struct{}), committerDone: make(chan struct{})}
 	if opts.ReadOnly {
+		close(db.committerDone)
 		return db, db.Ping()
 	}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	go db.commitLoop()
 	return db, nil
 }
 
@@ -121,8 +131,12 @@ func (db *DB) init() error {
 	})
 }
 
-// Close releases the file and its lock.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close stops the committer and releases the file and its lock.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.closing) })
+	<-db.committerDone
+	return db.bolt.Close()
+}
 
 // Path is the file the database lives in.
 func (db *DB) Path() string { return db.bolt.Path() }

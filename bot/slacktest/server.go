@@ -7,6 +7,7 @@
 package slacktest
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -580,4 +581,33 @@ func blockTexts(blocks json.RawMessage, onlyMrkdwn bool) string {
 	}
 	walk(v)
 	return strings.Join(texts, "\n")
+}
+
+// Count returns how many messages were posted to channel, without copying
+// them (for tools that poll).
+func (s *Server) Count(channel string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.messages {
+		if m.Channel == channel {
+			n++
+		}
+	}
+	return n
+}
+
+// FindMetadata returns the message in channel whose metadata contains
+// fragment, without copying the others (for tools that poll).
+func (s *Server) FindMetadata(channel, fragment string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		if m := s.messages[i]; m.Channel == channel && bytes.Contains(m.Metadata, []byte(fragment)) {
+			c := *m
+			c.History = slices.Clone(m.History)
+			return c, true
+		}
+	}
+	return Message{}, false
 }

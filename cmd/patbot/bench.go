@@ -241,7 +241,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := waitUntil(wctx, func() bool { return len(cardsFor()) >= o.n }); err != nil {
+	if err := waitUntil(wctx, func() bool { return sl.Count(benchChannel) >= o.n }); err != nil {
 		return false, fmt.Errorf("only %d of %d cards after the burst: %w", len(cardsFor()), o.n, err)
 	}
 
@@ -255,7 +255,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 			return false, fmt.Errorf("webhook %d: %d %v", id, code, err)
 		}
 		var card slacktest.Message
-		if err := waitUntil(wctx, func() bool { var ok bool; card, ok = cardsFor()[key]; return ok }); err != nil {
+		if err := waitUntil(wctx, func() bool {
+			var ok bool
+			card, ok = sl.FindMetadata(benchChannel, `"request":"`+key+`"`)
+			return ok
+		}); err != nil {
 			return false, fmt.Errorf("no card for %s", key)
 		}
 		toCard = append(toCard, card.Posted.Sub(start))

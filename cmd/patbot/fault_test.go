@@ -334,3 +334,26 @@ func waitUntilLong(limit time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// TestBenchTool runs the load tool small: it must drive the real binary,
+// compare it with the baseline, and find exactly one card per request.
+func TestBenchTool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := run(t.Context(), []string{"bench", "-binary", bin, "-n", "300", "-c", "16", "-rounds", "2", "-samples", "10"}, getenv(nil), &out, &out)
+	if code != 0 {
+		t.Fatalf("bench exited %d:\n%s", code, &out)
+	}
+	for _, want := range []string{"baseline receiver", "patbot (durable, fsynced)", "ratio", "webhook → card posted", "click → acknowledged",
+		"click → review sent to GitHub", "peak RSS of patbot", "store per request", "want 310, one each ✓"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, &out)
+		}
+	}
+}
