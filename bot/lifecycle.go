@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/patbot/patbot/github"
@@ -26,11 +27,12 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 		return permanent(fmt.Errorf("parse stored payload: %v", err))
 	}
 	b.gh.RememberInstallation(ev.Org, ev.InstallationID)
+	log := b.log.With(LogDelivery, job.DeliveryID, LogOrg, ev.Org, LogRequest, ev.Request.ID)
 	switch ev.Action {
 	case github.ActionCreated:
-		return b.processCreated(ctx, ev)
+		return b.processCreated(ctx, log, ev)
 	case github.ActionApproved, github.ActionDenied, github.ActionCancelled:
-		return b.processOutcome(ctx, ev)
+		return b.processOutcome(ctx, log, ev)
 	}
 	return permanent(fmt.Errorf("unhandled action %q", ev.Action))
 }
@@ -38,7 +40,7 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 // processCreated records a new request, completed from GitHub's list of
 // pending requests (the webhook lacks the reason), and posts its card. It
 // asks GitHub first, so that the record is written once.
-func (b *Bot) processCreated(ctx context.Context, ev *github.RequestEvent) error {
+func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.RequestEvent) error {
 	org, served := b.policy.Org(ev.Org)
 	var pr github.PendingRequest
 	pending := false
@@ -66,7 +68,7 @@ func (b *Bot) processCreated(ctx context.Context, ev *github.RequestEvent) error
 	})
 	if err != nil || !served || r.State != store.StatePending {
 		if err == nil && served && !pending {
-			b.log.Info("request no longer pending in GitHub; no card posted", LogOrg, ev.Org, LogRequest, ev.Request.ID)
+			log.Info("request no longer pending in GitHub; no card posted")
 		}
 		return err
 	}
@@ -99,7 +101,7 @@ func empty(p store.Permissions) bool {
 
 // processOutcome applies an approved, denied or cancelled webhook and
 // brings the card up to date.
-func (b *Bot) processOutcome(ctx context.Context, ev *github.RequestEvent) error {
+func (b *Bot) processOutcome(ctx context.Context, log *slog.Logger, ev *github.RequestEvent) error {
 	var changed, elsewhere bool
 	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
 		if !exists {
@@ -120,7 +122,7 @@ func (b *Bot) processOutcome(ctx context.Context, ev *github.RequestEvent) error
 		b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceWebhook)).Inc()
 	}
 	if changed {
-		b.log.Info("request "+ev.Action, LogOrg, r.Org, LogRequest, r.ID, LogActor, ev.Sender.Login, "elsewhere", elsewhere)
+		log.Info("request "+ev.Action, LogActor, ev.Sender.Login, "elsewhere", elsewhere)
 	}
 	return b.refreshCard(ctx, r.Org, r.ID)
 }
