@@ -227,10 +227,22 @@ func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisi
 	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your decision did not go through: %s. Nothing was decided; the buttons still work.", why))
 }
 
+// showCard brings a request's card up to date; if Slack fails, a job
+// retries it (with backoff, and after a restart).
 func (b *Bot) showCard(ctx context.Context, log *slog.Logger, org string, id int64) {
-	if err := b.refreshCard(ctx, org, id); err != nil {
-		log.Warn("cannot update the card", "err", err)
+	err := b.refreshCard(ctx, org, id)
+	if err == nil {
+		return
 	}
+	log.Warn("cannot update the card; will retry", "err", err)
+	jobID, err := b.store.EnqueueJob(store.Job{Event: jobRefreshCard, Org: org, RequestID: id})
+	if err != nil {
+		log.Error("cannot schedule the card's update; reconciliation will do it", "err", err)
+		return
+	}
+	if b.reserve() {
+		b.queue <- jobID
+	} // else it runs at the next start; reconciliation refreshes it meanwhile
 }
 
 func sameDecision(a, b *store.Decision) bool {

@@ -198,3 +198,18 @@ func TestCardNotPostedTwiceWhenAnAnswerIsLost(t *testing.T) {
 	h.click("U0ALICE", bot.ActionApprove)
 	h.eventually("card approved", func() bool { return strings.Contains(h.cardText(), "*Approved*") })
 }
+
+func TestCardUpdateRetriedByAJobWhenSlackAnswersGarbage(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.start()
+	h.posted()
+	// Not retried inside the call (it is no 5xx): a job retries it.
+	h.slack.Fail(slacktest.Fault{Method: "chat.update", Body: "not json", Times: 1})
+	h.click("U0ALICE", bot.ActionApprove)
+	h.eventually("card approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE>") })
+	h.eventually("retry job finished", func() bool { return len(h.jobs()) == 0 })
+	r, _ := h.db.Request("github-ssh-authority", 415440)
+	if r.CardOutdated {
+		t.Error("the card is still marked outdated")
+	}
+}

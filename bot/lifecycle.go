@@ -19,9 +19,17 @@ var outcomeOf = map[string]store.State{
 	github.ActionCancelled: store.StateCancelled,
 }
 
-// process does the work of one accepted webhook. It must be idempotent: a
-// crash between doing the work and finishing the job runs it again.
+// jobRefreshCard is the Event of a job that brings a card up to date after
+// Slack failed to take an update.
+const jobRefreshCard = "card"
+
+// process does the work of one job: an accepted webhook, or a card to
+// refresh. It must be idempotent: a crash between doing the work and
+// finishing the job runs it again.
 func (b *Bot) process(ctx context.Context, job store.Job) error {
+	if job.Event == jobRefreshCard {
+		return b.refreshCard(ctx, job.Org, job.RequestID)
+	}
 	var ev *github.RequestEvent
 	if err := json.Unmarshal(job.Payload, &ev); err != nil || ev == nil || ev.Request.ID == 0 {
 		return permanent(fmt.Errorf("parse stored payload: %v", err))

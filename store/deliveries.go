@@ -293,3 +293,27 @@ func (db *DB) RecordJobFailure(id uint64, cause error) (Job, error) {
 	}
 	return j, nil
 }
+
+// EnqueueJob records a job that no delivery brought (a card to bring up to
+// date, say), for the workers to run.
+func (db *DB) EnqueueJob(j Job) (uint64, error) {
+	if j.EnqueuedAt.IsZero() {
+		j.EnqueuedAt = db.now()
+	}
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		seq, err := jobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		j.ID = seq
+		if err := put(jobs, itob(seq), j); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: enqueue job: %w", err)
+	}
+	return j.ID, nil
+}

@@ -293,7 +293,22 @@ func TestFaultsAndCrash(t *testing.T) {
 		return out
 	}
 	if !waitUntilLong(60*time.Second, func() bool { return len(wrong()) == 0 }) {
-		t.Fatalf("cards not in their final state:\n%s\n\nsecond run:\n%s", strings.Join(wrong(), "\n"), second.logs.String()[max(0, len(second.logs.String())-3000):])
+		bad := wrong()
+		id := strings.Fields(bad[0])[0]
+		var about []string
+		for _, p := range []*process{first, second} {
+			for _, line := range strings.Split(p.logs.String(), "\n") {
+				if strings.Contains(line, `"request_id":`+id) {
+					about = append(about, line)
+				}
+			}
+			about = append(about, "----")
+		}
+		var told []string
+		for _, e := range sl.Ephemerals("U0ALICE") {
+			told = append(told, e.Text)
+		}
+		t.Fatalf("cards not in their final state:\n%s\n\nabout %s:\n%s\n\nalice was told: %q", strings.Join(bad, "\n"), id, strings.Join(about, "\n"), told)
 	}
 	second.stop(t)
 
