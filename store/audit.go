@@ -105,13 +105,8 @@ func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
 			}
 			keys = append(keys, append([]byte(nil), k...))
 		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
 		n = len(keys)
-		return nil
+		return deleteKeys(b, keys)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune audit: %w", err)

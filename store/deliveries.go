@@ -203,16 +203,15 @@ func (db *DB) PruneDeliveries(cutoff time.Time, max int) (int, error) {
 		for k, _ := c.First(); k != nil && len(keys) < max && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
 		}
-		for _, k := range keys {
-			if err := times.Delete(k); err != nil {
-				return err
-			}
-			if err := deliveries.Delete(k[8:]); err != nil {
-				return err
-			}
+		guids := make([][]byte, len(keys))
+		for i, k := range keys {
+			guids[i] = k[8:]
 		}
 		n = len(keys)
-		return nil
+		if err := deleteKeys(times, keys); err != nil {
+			return err
+		}
+		return deleteKeys(deliveries, guids)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune deliveries: %w", err)

@@ -255,13 +255,8 @@ func (db *DB) PruneRequests(cutoff time.Time, max int) (int, error) {
 				keys = append(keys, bytes.Clone(k))
 			}
 		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
 		n = len(keys)
-		return nil
+		return deleteKeys(b, keys)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune requests: %w", err)

@@ -196,3 +196,14 @@ func get(b *bolt.Bucket, key []byte, v any) error {
 
 // decode copies a value out of bbolt's memory-mapped page.
 func decode(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// deleteKeys deletes keys from b. Callers collect keys first: deleting while
+// a cursor advances can skip keys.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -221,24 +221,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s\n", "patbot (durable, fsynced)", patbotRate, ms(patbotLat.pct(.5)), ms(patbotLat.pct(.99)))
 	fmt.Fprintf(out, "%-34s %12.2f   target ≥ 0.80 %s\n\n", "ratio", ratio, okMark(ratio >= 0.8))
 
-	cardsFor := func() map[string]slacktest.Message {
-		cards := map[string]slacktest.Message{}
-		for _, m := range sl.Messages(benchChannel) {
-			var meta struct {
-				EventPayload struct {
-					Request string `json:"request"`
-				} `json:"event_payload"`
-			}
-			json.Unmarshal(m.Metadata, &meta)
-			key := meta.EventPayload.Request
-			if _, dup := cards[key]; dup {
-				cards[key+" (again)"] = m
-				continue
-			}
-			cards[key] = m
-		}
-		return cards
-	}
+	cardsFor := func() map[string]slacktest.Message { return cardsByRequest(sl, benchChannel) }
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := waitUntil(wctx, func() bool { return sl.Count(benchChannel) >= o.n }); err != nil {
@@ -314,6 +297,26 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	}
 	fmt.Fprintf(out, "%-34s %10d        want %d, one each %s\n", "cards posted", len(sl.Messages(benchChannel)), total, okMark(exact))
 	return exact, nil
+}
+
+// cardsByRequest maps each card in channel to the request its metadata
+// names; a second card for a request is listed under "KEY (again)".
+func cardsByRequest(sl *slacktest.Server, channel string) map[string]slacktest.Message {
+	cards := map[string]slacktest.Message{}
+	for _, m := range sl.Messages(channel) {
+		var meta struct {
+			EventPayload struct {
+				Request string `json:"request"`
+			} `json:"event_payload"`
+		}
+		json.Unmarshal(m.Metadata, &meta)
+		key := meta.EventPayload.Request
+		if _, dup := cards[key]; dup {
+			key += " (again)"
+		}
+		cards[key] = m
+	}
+	return cards
 }
 
 func freeLocalAddr() (string, error) {

@@ -211,20 +211,13 @@ func TestFaultsAndCrash(t *testing.T) {
 		}
 	}
 	cards := func() map[string]slacktest.Message {
-		out := map[string]slacktest.Message{}
-		for _, m := range sl.Messages(channel) {
-			var meta struct {
-				EventPayload struct {
-					Request string `json:"request"`
-				} `json:"event_payload"`
+		c := cardsByRequest(sl, channel)
+		for key := range c {
+			if strings.HasSuffix(key, " (again)") {
+				t.Fatalf("two cards for %s", strings.TrimSuffix(key, " (again)"))
 			}
-			json.Unmarshal(m.Metadata, &meta)
-			if _, dup := out[meta.EventPayload.Request]; dup {
-				t.Fatalf("two cards for %s", meta.EventPayload.Request)
-			}
-			out[meta.EventPayload.Request] = m
 		}
-		return out
+		return c
 	}
 	if !waitUntilLong(60*time.Second, func() bool { return len(cards()) == n }) {
 		var missing []string
