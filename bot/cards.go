@@ -63,6 +63,25 @@ func (b *Bot) postCard(ctx context.Context, org Org, id int64) error {
 	if err != nil {
 		return err
 	}
+	return b.postCardLocked(ctx, org, r, intentBefore)
+}
+
+// postCardRecorded posts a card whose intent the caller recorded in r's
+// last write; intentBefore is the intent that write replaced, if any.
+func (b *Bot) postCardRecorded(ctx context.Context, org Org, id int64, intentBefore time.Time) error {
+	unlock := b.cardLocks.lock(org.Login, id)
+	defer unlock()
+	r, err := b.store.Request(org.Login, id)
+	if err != nil {
+		return err
+	}
+	return b.postCardLocked(ctx, org, r, intentBefore)
+}
+
+// postCardLocked posts r's card unless it exists. The card lock is held and
+// the intent to post is recorded.
+func (b *Bot) postCardLocked(ctx context.Context, org Org, r store.Request, intentBefore time.Time) error {
+	id := r.ID
 	if r.Card.TS != "" {
 		return nil
 	}

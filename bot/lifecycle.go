@@ -61,12 +61,19 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 			return fmt.Errorf("look up request in GitHub: %w", err)
 		}
 	}
+	// The intent to post the card is recorded in the same write; an
+	// earlier attempt's intent is passed on, so that its card is looked for.
+	var intentBefore time.Time
 	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
 		applyDetails(r, ev)
 		if !exists {
 			r.SetState(store.StatePending, b.now(), store.SourceWebhook, ev.Request.Owner.Login, "requested")
 		}
+		intentBefore = r.CardIntent
 		switch {
+		case pending && r.State == store.StatePending:
+			enrich(r, pr)
+			r.CardIntent = b.now()
 		case pending:
 			enrich(r, pr)
 		case served && r.State == store.StatePending:
@@ -80,7 +87,7 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 		}
 		return err
 	}
-	return b.postCard(ctx, org, ev.Request.ID)
+	return b.postCardRecorded(ctx, org, ev.Request.ID, intentBefore)
 }
 
 // enrich completes a record with what only the list-requests endpoint says.

@@ -598,10 +598,9 @@ func TestQueueFullAnswers503AndStoresNothing(t *testing.T) {
 	}
 	// Once the work is done there is room again.
 	h.start()
-	h.eventually("jobs finished", func() bool { return len(h.jobs()) == 0 })
-	if rec := h.deliver(github.EventPATRequest, "q2", body); rec.Code != http.StatusAccepted {
-		t.Errorf("after draining: %d", rec.Code)
-	}
+	// A job leaves the store a moment before its place is released; a
+	// refused delivery stores nothing, so trying again is safe.
+	h.eventually("room again", func() bool { return h.deliver(github.EventPATRequest, "q2", body).Code == http.StatusAccepted })
 }
 
 func TestBrokenJobIsParkedNotLost(t *testing.T) {
