@@ -143,25 +143,25 @@ type Bot struct {
 	metrics        *metrics
 	now            func() time.Time
 
-	workers          int
-	taskWorkers      int
-	tasks            chan func(context.Context)
-	jobTimeout       time.Duration
-	maxAttempts      int
-	retryBackoff     time.Duration
-	drainTimeout     time.Duration
-	retention        time.Duration
-	requestRetention time.Duration
-	auditRetention   time.Duration
+	workers           int
+	taskWorkers       int
+	tasks             chan func(context.Context)
+	jobTimeout        time.Duration
+	maxAttempts       int
+	retryBackoff      time.Duration
+	drainTimeout      time.Duration
+	deliveryRetention time.Duration
+	requestRetention  time.Duration
+	auditRetention    time.Duration
 
 	// queue holds IDs of jobs ready to run. reserved counts unfinished
 	// jobs (queued, running, waiting to retry, or parked); intake reserves
 	// a place before committing, so a send to queue never blocks.
-	queue    chan uint64
-	capacity int64
-	reserved atomic.Int64
-	running  atomic.Bool
-	inflight sync.WaitGroup
+	queue       chan uint64
+	capacity    int64
+	reserved    atomic.Int64
+	running     atomic.Bool
+	retryTimers sync.WaitGroup
 
 	socketMode      *SocketModeConfig
 	socketConnected atomic.Bool
@@ -212,7 +212,7 @@ func New(d Deps) (*Bot, error) {
 		maxAttempts:       orDefault(d.MaxAttempts, 10),
 		retryBackoff:      orDefault(d.RetryBackoff, time.Second),
 		drainTimeout:      orDefault(d.DrainTimeout, 10*time.Second),
-		retention:         orDefault(d.DeliveryRetention, 8*24*time.Hour),
+		deliveryRetention: orDefault(d.DeliveryRetention, 8*24*time.Hour),
 	}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.
@@ -284,7 +284,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		loops.Wait()
-		b.inflight.Wait()
+		b.retryTimers.Wait()
 		close(drained)
 	}()
 	select {
@@ -320,7 +320,7 @@ func (b *Bot) pruneLoop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		now := b.now()
-		b.prune(ctx, "delivery markers", now.Add(-b.retention), b.store.PruneDeliveries)
+		b.prune(ctx, "delivery markers", now.Add(-b.deliveryRetention), b.store.PruneDeliveries)
 		b.prune(ctx, "request records", now.Add(-b.requestRetention), b.store.PruneRequests)
 		b.prune(ctx, "audit events", now.Add(-b.auditRetention), b.store.PruneAudit)
 		select {

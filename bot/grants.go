@@ -74,7 +74,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, r
 
 	v := grantsView{Login: q.Login, Query: q, Now: b.now()}
 	var all []grantEntry
-	for _, org := range b.orgsFor(q.Org) {
+	for _, org := range b.policy.sorted(q.Org) {
 		verdict, err := b.authz.check(ctx, org, viewerLogin)
 		if err != nil {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: could not check your permission (%s).", escape(org.Login), describeGitHubError(err)))
@@ -138,9 +138,6 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, r
 func notLinked(slackUser string) string {
 	return fmt.Sprintf("Your Slack account is not linked to a GitHub login. Ask whoever runs patbot to add `%s: <your GitHub login>` under `users` in its policy file.", slackUser)
 }
-
-// orgsFor returns the configured orgs, or only the one named.
-func (b *Bot) orgsFor(only string) []Org { return b.policy.sorted(only) }
 
 // sorted returns the orgs (or only the one named) in order of login.
 func (p Policy) sorted(only string) []Org {
@@ -409,7 +406,7 @@ func (b *Bot) requestsMessage(ctx context.Context, viewer, teamDomain string) *s
 	}
 	var lines, notes []string
 	total := 0
-	for _, org := range b.orgsFor("") {
+	for _, org := range b.policy.sorted("") {
 		v, err := b.authz.check(ctx, org, login)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: could not check your permission (%s).", escape(org.Login), describeGitHubError(err)))

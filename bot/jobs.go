@@ -103,7 +103,7 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 // retryLater queues id again after delay, unless patbot stops first (the
 // job is in the store either way).
 func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
-	b.inflight.Go(func() {
+	b.retryTimers.Go(func() {
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {

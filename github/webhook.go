@@ -170,13 +170,3 @@ func ParseRequestEvent(payload []byte) (*RequestEvent, error) {
 	}
 	return ev, nil
 }
-
-// PeekAction returns the "action" of any webhook payload, for counting
-// events patbot does not handle.
-func PeekAction(payload []byte) string {
-	var v struct {
-		Action string `json:"action"`
-	}
-	_ = json.Unmarshal(payload, &v)
-	return v.Action
-}
