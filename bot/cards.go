@@ -160,13 +160,27 @@ func (b *Bot) findCard(ctx context.Context, channel string, r store.Request, sin
 }
 
 // refreshCard renders a request's card from its record and updates it in
-// Slack. A request without a card has nothing to refresh.
+// Slack. A request without a card has nothing to refresh, unless a post was
+// begun: it may have reached Slack unrecorded (a lost answer, a crash), so
+// the card is looked for and, if found, recorded and brought up to date.
 func (b *Bot) refreshCard(ctx context.Context, org string, id int64) error {
 	unlock := b.cardLocks.lock(org, id)
 	defer unlock()
 	r, err := b.store.Request(org, id)
 	if err != nil {
 		return err
+	}
+	if r.Card.TS == "" && !r.CardIntent.IsZero() {
+		o, ok := b.policy.Org(org)
+		if !ok {
+			return nil
+		}
+		ts, err := b.findCard(ctx, o.Channel, r, r.CardIntent)
+		if err != nil || ts == "" {
+			return err
+		}
+		b.log.Info("found the card an interrupted post left", LogOrg, r.Org, LogRequest, r.ID, "ts", ts)
+		return b.recordCard(ctx, o, id, o.Channel, ts)
 	}
 	return b.updateCardLocked(ctx, r)
 }

@@ -213,3 +213,32 @@ func TestCardUpdateRetriedByAJobWhenSlackAnswersGarbage(t *testing.T) {
 		t.Error("the card is still marked outdated")
 	}
 }
+
+func TestCardPostedUnrecordedThenDecidedIsFoundAndUpdated(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	// Slack takes the post but answers after the client gives up.
+	h.slack.Fail(slacktest.Fault{Method: "chat.postMessage", Apply: true, Delay: time.Second, Times: 1})
+	h2 := newHarnessWith(t, h, func(d *bot.Deps) {
+		withApprovers(d)
+		d.Slack = bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 200 * time.Millisecond})
+		d.RetryBackoff = 2 * time.Second // the outcome arrives before the retry
+	})
+	h2.start()
+	h2.deliver(github.EventPATRequest, "created", fixture(t, "personal_access_token_request.created.json"))
+	h2.eventually("the post reached Slack", func() bool { return len(h.slack.Messages(cardChannel)) == 1 })
+	h2.eventually("the job failed once", func() bool { j, err := h.db.Job(1); return err == nil && j.Attempts == 1 })
+	// Approved in GitHub before the job's retry.
+	h2.deliver(github.EventPATRequest, "approved", derived(t, "personal_access_token_request.created.json", "created", "approved"))
+	h2.eventually("the card shows the approval", func() bool { return strings.Contains(h.cardText(), "*Approved* in GitHub") })
+	h2.eventually("every job finished", func() bool { return len(h.jobs()) == 0 })
+	if n := len(h.slack.Messages(cardChannel)); n != 1 {
+		t.Errorf("%d cards, want 1", n)
+	}
+	if strings.Contains(string(h.slack.Messages(cardChannel)[0].Blocks), "pat_approve") {
+		t.Error("the approved card still has buttons")
+	}
+	r, _ := h.db.Request("github-ssh-authority", 415440)
+	if r.Card.TS == "" || r.CardOutdated {
+		t.Errorf("card = %+v, outdated %v", r.Card, r.CardOutdated)
+	}
+}

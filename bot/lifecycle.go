@@ -55,7 +55,9 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 	if served {
 		r, err := b.store.Request(ev.Org, ev.Request.ID)
 		if err == nil && (r.State != store.StatePending || r.Card.TS != "") {
-			return nil // decided already, or posted already
+			// Decided or posted already; a card an earlier attempt may have
+			// posted unrecorded is found and brought up to date.
+			return b.refreshCard(ctx, ev.Org, ev.Request.ID)
 		}
 		if pr, pending, err = b.findPending(ctx, org, ev.Request.ID, ev.Request.Owner.Login, ev.Request.TokenID); err != nil {
 			return fmt.Errorf("look up request in GitHub: %w", err)

@@ -128,8 +128,9 @@ func send(base, delivery string, body []byte) int {
 
 // TestFaultsAndCrash drives the real binary through a burst of 200
 // requests while Slack and GitHub misbehave (429, 5xx, lost answers,
-// garbage), kills it with SIGKILL in the middle, starts it again, and then
-// checks that every request has exactly one card, in its right final state.
+// timeouts, garbage), kills it with SIGKILL in the middle, starts it again,
+// and then checks that every request has exactly one card, in its right
+// final state.
 func TestFaultsAndCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -154,12 +155,16 @@ func TestFaultsAndCrash(t *testing.T) {
 	sl.Fail(slacktest.Fault{Method: "chat.postMessage", Status: http.StatusTooManyRequests, RetryAfter: 1, Times: 5})
 	sl.Fail(slacktest.Fault{Method: "chat.postMessage", Status: http.StatusInternalServerError, Apply: true, Times: 5}) // posted, answer lost
 	sl.Fail(slacktest.Fault{Method: "chat.postMessage", Body: "<html>Bad gateway</html>", Status: http.StatusBadGateway, Times: 3})
+	// A post that goes through but answers after the client's 10 s timeout:
+	// the retry must find the card, not post a second one.
+	sl.Fail(slacktest.Fault{Method: "chat.postMessage", Apply: true, Delay: 11 * time.Second, Times: 1})
 	sl.Fail(slacktest.Fault{Method: "chat.update", Status: http.StatusBadGateway, Times: 5})
 	sl.Fail(slacktest.Fault{Method: "chat.update", Body: "not json", Times: 2})
 	listPath := "/orgs/" + org + "/personal-access-token-requests"
 	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusBadGateway, Times: 6})
 	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusTooManyRequests, RetryAfter: 1, Times: 2})
 	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusOK, Body: `[{"id": "garbage"`, Times: 2})
+	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusOK, Body: "[]", Delay: 11 * time.Second, Times: 1}) // a timeout
 
 	env := testEnv(t, "orgs:\n  acme: {channel: C0000000001}\nusers: {U0ALICE: alice}\n")
 	keyFile := filepath.Join(t.TempDir(), "app.pem")
