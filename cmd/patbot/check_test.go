@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,14 +39,7 @@ func checkEnv(t *testing.T, policy string) (map[string]string, *githubtest.Serve
 	t.Cleanup(gh.Close)
 	sl := slacktest.New(testBotToken)
 	t.Cleanup(sl.Close)
-	env := testEnv(t, policy)
-	keyFile := filepath.Join(t.TempDir(), "app.pem")
-	os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600)
-	env["GITHUB_APP_ID"] = fmt.Sprint(gh.AppID)
-	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
-	env["GITHUB_API_URL"] = gh.URL
-	env["SLACK_API_URL"] = sl.URL
-	return env, gh, sl
+	return fakeEnv(t, policy, gh, sl), gh, sl
 }
 
 const checkPolicy = `

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,15 +81,7 @@ func newE2EWith(t *testing.T, tune func(env map[string]string, sl *slacktest.Ser
 	fakeSlack := slacktest.New(testBotToken)
 	t.Cleanup(fakeSlack.Close)
 
-	env := testEnv(t, e2ePolicy)
-	keyFile := filepath.Join(t.TempDir(), "app.pem")
-	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env["GITHUB_APP_ID"] = fmt.Sprint(gh.AppID)
-	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
-	env["GITHUB_API_URL"] = gh.URL
-	env["SLACK_API_URL"] = fakeSlack.URL
+	env := fakeEnv(t, e2ePolicy, gh, fakeSlack)
 	if tune != nil {
 		tune(env, fakeSlack)
 	}

@@ -166,13 +166,7 @@ func TestFaultsAndCrash(t *testing.T) {
 	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusOK, Body: `[{"id": "garbage"`, Times: 2})
 	gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: listPath, Status: http.StatusOK, Body: "[]", Delay: 11 * time.Second, Times: 1}) // a timeout
 
-	env := testEnv(t, "orgs:\n  acme: {channel: C0000000001}\nusers: {U0ALICE: alice}\n")
-	keyFile := filepath.Join(t.TempDir(), "app.pem")
-	os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600)
-	env["GITHUB_APP_ID"] = fmt.Sprint(gh.AppID)
-	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
-	env["GITHUB_API_URL"] = gh.URL
-	env["SLACK_API_URL"] = sl.URL
+	env := fakeEnv(t, "orgs:\n  acme: {channel: C0000000001}\nusers: {U0ALICE: alice}\n", gh, sl)
 	env["PATBOT_ADDR"] = freeAddr(t)
 
 	first := startProcess(t, env)

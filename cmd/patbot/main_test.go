@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,6 +80,21 @@ func testEnv(t *testing.T, policy string) map[string]string {
 		"PATBOT_DB":                   filepath.Join(dir, "patbot.db"),
 		"PATBOT_ADDR":                 "127.0.0.1:0",
 	}
+}
+
+// fakeEnv is testEnv(policy) pointed at a fake GitHub and a fake Slack.
+func fakeEnv(t *testing.T, policy string, gh *githubtest.Server, sl *slacktest.Server) map[string]string {
+	t.Helper()
+	env := testEnv(t, policy)
+	keyFile := filepath.Join(t.TempDir(), "fake-app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["GITHUB_APP_ID"] = fmt.Sprint(gh.AppID)
+	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
+	env["GITHUB_API_URL"] = gh.URL
+	env["SLACK_API_URL"] = sl.URL
+	return env
 }
 
 func getenv(env map[string]string) func(string) string {
