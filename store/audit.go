@@ -32,9 +32,8 @@ func (db *DB) AppendAudit(e AuditEvent) error {
 		e.At = db.now()
 	}
 	e.Org = strings.ToLower(e.Org)
-	// Batch shares the commit with concurrent writers; a re-run takes the
-	// same sequence number in the fresh transaction.
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	// A re-run takes the same sequence number in the fresh transaction.
+	err := db.group(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		seq, err := b.NextSequence()
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Delivery marks one webhook delivery as received, so that a redelivery
@@ -49,93 +48,23 @@ func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64,
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = db.now()
 	}
-	req := &acceptRequest{d: d, job: job, done: make(chan struct{})}
-	select {
-	case db.accepts <- req:
-	case <-db.closing:
-		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, berrors.ErrDatabaseNotOpen)
+	r := &acceptRequest{d: d, job: job}
+	err = db.group(func(tx *bolt.Tx) error {
+		r.accepted, r.jobID = false, 0 // a re-run starts afresh
+		return acceptIn(tx, r)
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
 	}
-	select {
-	case <-req.done:
-	case <-db.committerDone:
-		select {
-		case <-req.done: // committed just before the committer stopped
-		default:
-			return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, berrors.ErrDatabaseNotOpen)
-		}
-	}
-	if req.err != nil {
-		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, req.err)
-	}
-	return req.accepted, req.jobID, nil
+	return r.accepted, r.jobID, nil
 }
 
-// acceptRequest is one delivery waiting for its commit.
+// acceptRequest is one delivery and what became of it.
 type acceptRequest struct {
 	d        Delivery
 	job      *Job
 	accepted bool
 	jobID    uint64
-	err      error
-	done     chan struct{}
-}
-
-// maxGroup bounds how many deliveries one commit takes.
-const maxGroup = 1000
-
-// commitLoop is group commit for deliveries: as soon as the writer is free,
-// it commits every delivery waiting, in one transaction and one fsync. Under
-// load, a commit takes what arrived during the previous one; alone, a
-// delivery waits for nobody.
-func (db *DB) commitLoop() {
-	defer close(db.committerDone)
-	for {
-		var first *acceptRequest
-		select {
-		case first = <-db.accepts:
-		case <-db.closing:
-			for { // fail what is still queued
-				select {
-				case r := <-db.accepts:
-					r.err = berrors.ErrDatabaseNotOpen
-					close(r.done)
-				default:
-					return
-				}
-			}
-		}
-		group := []*acceptRequest{first}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r := <-db.accepts:
-				group = append(group, r)
-			default:
-				break drain
-			}
-		}
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			for _, r := range group {
-				r.accepted, r.jobID = false, 0
-				if err := acceptIn(tx, r); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			// One bad delivery must not fail the others: commit each alone.
-			for _, r := range group {
-				r.err = db.bolt.Update(func(tx *bolt.Tx) error {
-					r.accepted, r.jobID = false, 0
-					return acceptIn(tx, r)
-				})
-			}
-		}
-		for _, r := range group {
-			close(r.done)
-		}
-	}
 }
 
 // acceptIn records one delivery (and its job) in tx, unless it is there.
@@ -263,7 +192,7 @@ func (db *DB) JobIDs() ([]uint64, error) {
 // FinishJob deletes a job whose work is done. Finishing an unknown job is
 // not an error: the work is done either way.
 func (db *DB) FinishJob(id uint64) error {
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.group(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPayloads).Delete(itob(id)); err != nil {
 			return err
 		}
@@ -299,7 +228,7 @@ func (db *DB) EnqueueJob(j Job) (uint64, error) {
 	if j.EnqueuedAt.IsZero() {
 		j.EnqueuedAt = db.now()
 	}
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.group(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		seq, err := jobs.NextSequence()
 		if err != nil {

@@ -159,7 +159,7 @@ func (db *DB) Request(org string, id int64) (Request, error) {
 // modify r and assign to variables of its caller.
 func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error) {
 	var r Request
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.group(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		key := requestKey(org, id)
 		r = Request{}

@@ -62,8 +62,8 @@ type DB struct {
 	bolt *bolt.DB
 	now  func() time.Time
 
-	// Group commit of deliveries (commitLoop).
-	accepts       chan *acceptRequest
+	// Group commit (commitLoop).
+	writes        chan *write
 	closing       chan struct{}
 	committerDone chan struct{}
 	closeOnce     sync.Once
@@ -94,7 +94,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	b.MaxBatchDelay = opts.MaxBatchDelay
-	db := &DB{bolt: b, now: opts.Now, accepts: make(chan *acceptRequest, maxGroup),
+	db := &DB{bolt: b, now: opts.Now, writes: make(chan *write, maxGroup),
 		closing: make(chan struct{}), committerDone: make(chan struct{})}
 	if opts.ReadOnly {
 		close(db.committerDone)
@@ -206,4 +206,87 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// write is one write waiting for a commit.
+type write struct {
+	fn   func(*bolt.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// maxGroup bounds how many writes one commit takes.
+const maxGroup = 1000
+
+// group runs fn in a transaction whose commit (and fsync) it shares with
+// every write waiting at the same time. fn may run more than once, so it
+// may only change the transaction and assign to its caller's variables.
+func (db *DB) group(fn func(*bolt.Tx) error) error {
+	w := &write{fn: fn, done: make(chan struct{})}
+	select {
+	case db.writes <- w:
+	case <-db.closing:
+		return berrors.ErrDatabaseNotOpen
+	}
+	select {
+	case <-w.done:
+	case <-db.committerDone:
+		select {
+		case <-w.done: // committed just before the committer stopped
+		default:
+			return berrors.ErrDatabaseNotOpen
+		}
+	}
+	return w.err
+}
+
+// commitLoop is group commit: as soon as the writer is free, it commits
+// every write waiting, in one transaction and one fsync. Under load a
+// commit takes what arrived during the previous one; alone, a write waits
+// for nobody.
+func (db *DB) commitLoop() {
+	defer close(db.committerDone)
+	for {
+		var first *write
+		select {
+		case first = <-db.writes:
+		case <-db.closing:
+			for { // fail what is still queued
+				select {
+				case w := <-db.writes:
+					w.err = berrors.ErrDatabaseNotOpen
+					close(w.done)
+				default:
+					return
+				}
+			}
+		}
+		group := []*write{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case w := <-db.writes:
+				group = append(group, w)
+			default:
+				break drain
+			}
+		}
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for _, w := range group {
+				if err := w.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// One failing write must not fail the others: each alone.
+			for _, w := range group {
+				w.err = db.bolt.Update(w.fn)
+			}
+		}
+		for _, w := range group {
+			close(w.done)
+		}
+	}
 }
