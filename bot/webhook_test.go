@@ -111,7 +111,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "patbot.db")
 	}
-	db, err := store.Open(dbPath, store.Options{MaxBatchDelay: time.Millisecond})
+	db, err := store.Open(dbPath, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,9 +47,6 @@ var (
 type Options struct {
 	// LockTimeout bounds the wait for the file lock. Default 2s.
 	LockTimeout time.Duration
-	// MaxBatchDelay bounds how long a write waits to share a commit (and
-	// its fsync) with concurrent ones. Default 1ms.
-	MaxBatchDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// ReadOnly opens the file for reading only (patbot audit). It still
@@ -75,9 +72,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = time.Millisecond
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -93,7 +87,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	b.MaxBatchDelay = opts.MaxBatchDelay
 	db := &DB{bolt: b, now: opts.Now, writes: make(chan *write, maxGroup),
 		closing: make(chan struct{}), committerDone: make(chan struct{})}
 	if opts.ReadOnly {

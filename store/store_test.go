@@ -16,7 +16,7 @@ func mustOpen(t *testing.T, path string) *DB {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "patbot.db")
 	}
-	db, err := Open(path, Options{LockTimeout: 100 * time.Millisecond, MaxBatchDelay: time.Millisecond})
+	db, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
