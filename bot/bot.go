@@ -213,6 +213,8 @@ func New(d Deps) (*Bot, error) {
 		retryBackoff:      orDefault(d.RetryBackoff, time.Second),
 		drainTimeout:      orDefault(d.DrainTimeout, 10*time.Second),
 		deliveryRetention: orDefault(d.DeliveryRetention, 8*24*time.Hour),
+		requestRetention:  orDefault(d.RequestRetention, 90*24*time.Hour),
+		auditRetention:    orDefault(d.AuditRetention, 2*365*24*time.Hour),
 	}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.

@@ -577,7 +577,7 @@ func TestUnfinishedWorkSurvivesCrash(t *testing.T) {
 		t.Errorf("created not processed: %+v, %v", r, err)
 	}
 	if r, err := second.db.Request("test-org", 42); err != nil || r.State != store.StateApproved {
-		t.Errorf("approved not processed: %+v, %v", r, err)
+		t.Errorf("approved not processed: %v\n%s", err, second.logs)
 	}
 	if !strings.Contains(second.logs.String(), "resuming unfinished work") {
 		t.Errorf("recovery not logged")
@@ -682,4 +682,44 @@ func TestShutdownDrainsJobsInProgress(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFinishedRequestsAndAuditKeptForTheirRetention(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	seed := func(h *harness) {
+		for id := range int64(2) {
+			if _, err := h.db.UpdateRequest("test-org", id+1, func(r *store.Request, _ bool) error { r.State = store.StateApproved; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Appended in time order, as patbot appends them.
+		for _, age := range []time.Duration{3 * 365 * 24 * time.Hour, time.Hour} {
+			h.db.AppendAudit(store.AuditEvent{At: now.Add(-age), Kind: "decision", Org: "test-org"})
+		}
+	}
+	// With the default retentions (90 days, 2 years), what is recent stays.
+	h := newHarness(t, "", func(d *bot.Deps) { d.Now = func() time.Time { return now } })
+	seed(h)
+	h.start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.logs)
+		}
+	})
+	h.eventually("pruning ran", func() bool { return strings.Contains(h.logs.String(), "audit events") })
+	if reqs, _ := h.db.Requests("test-org"); len(reqs) != 2 {
+		t.Errorf("%d request records kept, want 2 (both finished just now)", len(reqs))
+	}
+	if events, _ := h.db.AuditEvents(store.AuditFilter{}); len(events) != 1 {
+		t.Errorf("%d audit events kept, want the recent one", len(events))
+	}
+
+	// Past their retention they go.
+	h2 := newHarness(t, "", func(d *bot.Deps) {
+		d.Now = func() time.Time { return now.Add(91 * 24 * time.Hour) }
+		d.RequestRetention = 90 * 24 * time.Hour
+	})
+	seed(h2)
+	h2.start()
+	h2.eventually("old records pruned", func() bool { reqs, _ := h2.db.Requests("test-org"); return len(reqs) == 0 })
 }
