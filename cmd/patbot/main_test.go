@@ -389,6 +389,7 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	waitFor(t, "job done", func() bool { return strings.Contains(logs.String(), `"msg":"job done"`) })
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +400,10 @@ func TestServeEndToEnd(t *testing.T) {
 		`patbot_webhooks_total{action="created",event="personal_access_token_request",outcome="queued"} 1`,
 		`patbot_webhooks_total{action="created",event="personal_access_token_request",outcome="duplicate"} 1`,
 		`patbot_webhooks_total{action="other",event="personal_access_token_request",outcome="bad_signature"} 1`,
-		"patbot_queue_depth", "patbot_webhook_intake_seconds_bucket", "go_goroutines",
+		"patbot_queue_depth", "patbot_webhook_intake_seconds_bucket", "go_goroutines", "patbot_pending_requests",
+		`patbot_api_requests_total{operation="GET /orgs/*/personal-access-token-requests",service="github",status="200"}`,
+		`patbot_api_requests_total{operation="chat.postMessage",service="slack",status="200"} 1`,
+		`patbot_api_request_seconds_bucket{operation="chat.postMessage",service="slack"`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
