@@ -276,7 +276,3 @@ func ValidateMessage(text string, blocks []byte) string {
 	}
 	return checkMessage(form)
 }
-
-// ValidateView reports the error Slack would answer for a modal view, or
-// "" when Slack accepts it.
-func ValidateView(view []byte) string { return checkView(view) }

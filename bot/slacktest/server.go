@@ -42,8 +42,7 @@ type Server struct {
 	calls      []Call
 	faults     []*Fault
 	channels   map[string]bool // known channels; empty means all exist
-	notify     chan struct{}
-	socket     *socket // nil until EnableSocketMode
+	socket     *socket         // nil until EnableSocketMode
 }
 
 // Message is a message patbot posted, with its latest content.
@@ -127,7 +126,7 @@ type Fault struct {
 
 // New starts a fake Slack accepting token.
 func New(token string) *Server {
-	s := &Server{Token: token, nextTS: 1_700_000_000_000100, notify: make(chan struct{}, 1)}
+	s := &Server{Token: token, nextTS: 1_700_000_000_000100}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/apps.connections.open", s.openConnection)
 	mux.HandleFunc("GET /socket", s.serveSocket)
@@ -227,29 +226,17 @@ func (s *Server) Calls(method string) []Call {
 	return out
 }
 
-// Changed returns a channel that receives after any call, for tests that
-// wait for background work without sleeping blindly.
-func (s *Server) Changed() <-chan struct{} { return s.notify }
-
 func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	problem := checkMessageJSON(body)
 	s.mu.Lock()
 	s.responses = append(s.responses, Response{Path: r.URL.Path, Body: body, Error: problem})
 	s.mu.Unlock()
-	s.changed()
 	if problem != "" {
 		http.Error(w, problem, http.StatusBadRequest)
 		return
 	}
 	fmt.Fprint(w, "ok")
-}
-
-func (s *Server) changed() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
 }
 
 func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +285,6 @@ func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls = append(s.calls, call)
 	s.mu.Unlock()
-	s.changed()
 
 	if status != http.StatusOK {
 		w.WriteHeader(status)

@@ -15,7 +15,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -283,13 +282,6 @@ func (s *Server) Fail(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
-// ClearFaults removes every fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = nil
-}
-
 // Calls returns every call received so far.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
@@ -481,8 +473,6 @@ func writeValidationError(w http.ResponseWriter, field, message string) {
 		"errors":            []map[string]any{{"resource": "PersonalAccessTokenRequest", "field": field, "code": "invalid", "message": message}},
 	})
 }
-
-func (s *Server) String() string { return fmt.Sprintf("githubtest.Server(%s)", s.URL) }
 
 // RemoveRequest takes a request off org's pending list, as a decision made
 // elsewhere or a cancellation does.
