@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -30,9 +29,9 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 	if job.Event == jobRefreshCard {
 		return b.refreshCard(ctx, job.Org, job.RequestID)
 	}
-	var ev *github.RequestEvent
-	if err := json.Unmarshal(job.Payload, &ev); err != nil || ev == nil || ev.Request.ID == 0 {
-		return permanent(fmt.Errorf("parse stored payload: %v", err))
+	ev, err := github.DecodeEvent(job.Payload)
+	if err != nil {
+		return permanent(fmt.Errorf("parse stored payload: %w", err))
 	}
 	b.gh.RememberInstallation(ev.Org, ev.InstallationID)
 	log := b.log.With(LogDelivery, job.DeliveryID, LogOrg, ev.Org, LogRequest, ev.Request.ID)

@@ -1,18 +1,17 @@
 package github
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/url"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Webhook headers and events.
@@ -123,50 +122,67 @@ type WebhookRequest struct {
 	TokenLastUsedAt     *time.Time   `json:"token_last_used_at"`
 }
 
+// EncodeEvent is the compact form of ev that patbot keeps as the input of
+// its work: a tenth of GitHub's payload.
+func EncodeEvent(ev *RequestEvent) ([]byte, error) { return jsonv2.Marshal(ev) }
+
+// DecodeEvent reads what EncodeEvent wrote.
+func DecodeEvent(compact []byte) (*RequestEvent, error) {
+	var ev RequestEvent
+	if err := jsonv2.Unmarshal(compact, &ev); err != nil {
+		return nil, err
+	}
+	if ev.Request.ID == 0 {
+		return nil, errors.New("event lacks a request id")
+	}
+	return &ev, nil
+}
+
+// requestEventWire is the part of GitHub's payload patbot reads. Its types
+// are named: encoding/json decodes into anonymous struct types much more
+// slowly.
+type requestEventWire struct {
+	Action       string           `json:"action"`
+	Request      WebhookRequest   `json:"personal_access_token_request"`
+	Organization organizationWire `json:"organization"`
+	Sender       User             `json:"sender"`
+	Installation installationWire `json:"installation"`
+}
+
+type organizationWire struct {
+	Login string `json:"login"`
+}
+
+type installationWire struct {
+	ID int64 `json:"id"`
+}
+
 // ParseRequestEvent decodes a personal_access_token_request payload. Only the
 // fields patbot cannot work without are required: action,
 // personal_access_token_request.id and organization.login.
 func ParseRequestEvent(payload []byte) (*RequestEvent, error) {
-	var wire struct {
-		Action       *string         `json:"action"`
-		Request      *WebhookRequest `json:"personal_access_token_request"`
-		Organization *struct {
-			Login string `json:"login"`
-		} `json:"organization"`
-		Sender       User `json:"sender"`
-		Installation *struct {
-			ID int64 `json:"id"`
-		} `json:"installation"`
-	}
-	// One pass over the body (json.Unmarshal would scan it twice).
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&wire); err != nil {
+	var wire requestEventWire
+	if err := jsonv2.Unmarshal(payload, &wire); err != nil {
 		return nil, fmt.Errorf("malformed JSON: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("malformed JSON: data after the payload")
-	}
 	var missing []string
-	if wire.Action == nil || *wire.Action == "" {
+	if wire.Action == "" {
 		missing = append(missing, "action")
 	}
-	if wire.Request == nil || wire.Request.ID == 0 {
+	if wire.Request.ID == 0 {
 		missing = append(missing, "personal_access_token_request.id")
 	}
-	if wire.Organization == nil || wire.Organization.Login == "" {
+	if wire.Organization.Login == "" {
 		missing = append(missing, "organization.login")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("payload lacks %s", strings.Join(missing, ", "))
 	}
-	ev := &RequestEvent{
-		Action:  *wire.Action,
-		Org:     wire.Organization.Login,
-		Sender:  wire.Sender,
-		Request: *wire.Request,
-	}
-	if wire.Installation != nil {
-		ev.InstallationID = wire.Installation.ID
-	}
-	return ev, nil
+	return &RequestEvent{
+		Action:         wire.Action,
+		Org:            wire.Organization.Login,
+		Sender:         wire.Sender,
+		InstallationID: wire.Installation.ID,
+		Request:        wire.Request,
+	}, nil
 }

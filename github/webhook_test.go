@@ -1,6 +1,8 @@
 package github
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
@@ -124,6 +126,10 @@ func TestParseRequestEventRejects(t *testing.T) {
 		"id wrong type":  {`{"action":"created","personal_access_token_request":{"id":"1"},"organization":{"login":"a"}}`, "malformed JSON"},
 		"everything":     {`{}`, "lacks action, personal_access_token_request.id, organization.login"},
 		"bad created_at": {`{"action":"created","personal_access_token_request":{"id":1,"created_at":"yesterday"},"organization":{"login":"a"}}`, "malformed JSON"},
+		"trailing data":  {`{"action":"created","personal_access_token_request":{"id":1},"organization":{"login":"a"}} {}`, "malformed JSON"},
+		// Two parsers could each see a different org: refused outright.
+		"duplicate name": {`{"action":"created","personal_access_token_request":{"id":1},"organization":{"login":"a"},"organization":{"login":"b"}}`, "malformed JSON"},
+		"invalid UTF-8":  {"{\"action\":\"created\xff\",\"personal_access_token_request\":{\"id\":1},\"organization\":{\"login\":\"a\"}}", "malformed JSON"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -132,6 +138,47 @@ func TestParseRequestEventRejects(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCompactEventRoundTrip(t *testing.T) {
+	body, err := os.ReadFile("testdata/personal_access_token_request.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ParseRequestEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Request.PermissionsAdded.Repository = map[string]string{"contents": "write"}
+	compact, err := EncodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(compact) > len(body)/3 {
+		t.Errorf("compact form is %d bytes of the payload's %d", len(compact), len(body))
+	}
+	got, err := DecodeEvent(compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Action != ev.Action || got.Org != ev.Org || got.Sender != ev.Sender || got.InstallationID != ev.InstallationID ||
+		got.Request.ID != ev.Request.ID || got.Request.Owner != ev.Request.Owner || !got.Request.CreatedAt.Equal(ev.Request.CreatedAt) ||
+		!got.Request.TokenExpiresAt.Equal(*ev.Request.TokenExpiresAt) || got.Request.TokenLastUsedAt != nil ||
+		got.Request.PermissionsAdded.Repository["contents"] != "write" || got.Request.RepositorySelection != ev.Request.RepositorySelection {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, ev)
+	}
+
+	// Jobs stored by earlier versions hold encoding/json's output.
+	legacy, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, err := DecodeEvent(legacy); err != nil || old.Request.ID != ev.Request.ID || old.Org != ev.Org {
+		t.Errorf("legacy compact form: %+v, %v", old, err)
+	}
+	if _, err := DecodeEvent([]byte(`{"action":"created"}`)); err == nil {
+		t.Error("event without a request id decoded")
 	}
 }
 
@@ -171,6 +218,27 @@ func TestWebURL(t *testing.T) {
 	} {
 		if got := WebURL(in); got != want {
 			t.Errorf("WebURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// BenchmarkParseRequestEvent parses a real created delivery, compact as
+// GitHub sends it.
+func BenchmarkParseRequestEvent(b *testing.B) {
+	raw, err := os.ReadFile("testdata/personal_access_token_request.created.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		b.Fatal(err)
+	}
+	payload := compact.Bytes()
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseRequestEvent(payload); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
