@@ -35,6 +35,7 @@ func (db *DB) AppendAudit(e AuditEvent) error {
 	// A re-run takes the same sequence number in the fresh transaction.
 	err := db.group(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
+		b.FillPercent = appendFillPercent
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err

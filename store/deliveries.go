@@ -2,7 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,7 +37,7 @@ type Job struct {
 	Action     string    `json:"action"`
 	Org        string    `json:"org"`
 	RequestID  int64     `json:"request_id"`
-	Payload    []byte    `json:"-"` // the webhook JSON, byte for byte as received (stored apart, raw)
+	Payload    []byte    `json:"-"` // the work's input (an event in patbot's compact form), stored as it is
 	EnqueuedAt time.Time `json:"enqueued_at"`
 	Attempts   int       `json:"attempts"`
 	LastError  string    `json:"last_error,omitempty"`
@@ -48,68 +53,126 @@ func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64,
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = db.now()
 	}
-	r := &acceptRequest{d: d, job: job}
+	// Everything is encoded here, in the caller's goroutine, so that the
+	// committer, which every write waits for, only checks and puts.
+	var jobRecord []byte
+	if job != nil {
+		j := *job
+		j.ID, j.DeliveryID = db.nextJobID(), d.ID
+		if j.EnqueuedAt.IsZero() {
+			j.EnqueuedAt = d.ReceivedAt
+		}
+		if jobRecord, err = encodeJob(j); err != nil {
+			return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
+		}
+		d.JobID = j.ID
+	}
+	marker, err := json.Marshal(d)
+	if err != nil {
+		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
+	}
+	at := d.ReceivedAt.UnixNano()
+	key := deliveryKey(at, d.ID)
+
 	err = db.group(func(tx *bolt.Tx) error {
-		r.accepted, r.jobID = false, 0 // a re-run starts afresh
-		return acceptIn(tx, r)
+		accepted = false // a re-run starts afresh
+		if _, dup := db.uncommitted[d.ID]; dup || db.seen.has(d.ID) {
+			return nil
+		}
+		if jobRecord != nil {
+			if err := putJob(tx, d.JobID, jobRecord); err != nil {
+				return err
+			}
+		}
+		deliveries := tx.Bucket(bucketDeliveries)
+		deliveries.FillPercent = appendFillPercent
+		if err := deliveries.Put(key, marker); err != nil {
+			return err
+		}
+		db.uncommitted[d.ID] = at // group runs fn on the committer goroutine
+		accepted = true
+		return nil
 	})
 	if err != nil {
 		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
 	}
-	return r.accepted, r.jobID, nil
+	if !accepted {
+		return false, 0, nil
+	}
+	return true, d.JobID, nil
 }
 
-// acceptRequest is one delivery and what became of it.
-type acceptRequest struct {
-	d        Delivery
-	job      *Job
-	accepted bool
-	jobID    uint64
+// deliveryKey orders markers by the time they were received.
+func deliveryKey(receivedAt int64, guid string) []byte {
+	return append(itob(uint64(receivedAt)), guid...)
 }
 
-// acceptIn records one delivery (and its job) in tx, unless it is there.
-func acceptIn(tx *bolt.Tx, r *acceptRequest) error {
-	d := r.d
-	deliveries := tx.Bucket(bucketDeliveries)
-	if deliveries.Get([]byte(d.ID)) != nil {
+// deliveryIndex maps each kept delivery GUID to the time in its key.
+type deliveryIndex struct {
+	mu    sync.RWMutex
+	guids map[string]int64
+}
+
+// load indexes every marker of the deliveries bucket (b may be nil).
+func (x *deliveryIndex) load(b *bolt.Bucket) error {
+	if b == nil {
 		return nil
 	}
-	if r.job != nil {
-		jobs := tx.Bucket(bucketJobs)
-		seq, err := jobs.NextSequence()
-		if err != nil {
-			return err
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return b.ForEach(func(k, _ []byte) error {
+		if len(k) < 8 {
+			return fmt.Errorf("malformed delivery key %q", k)
 		}
-		j := *r.job
-		j.ID = seq
-		j.DeliveryID = d.ID
-		if j.EnqueuedAt.IsZero() {
-			j.EnqueuedAt = d.ReceivedAt
-		}
-		if err := put(jobs, itob(seq), j); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload); err != nil {
-			return err
-		}
-		d.JobID = seq
+		x.guids[string(k[8:])] = int64(btoi(k[:8]))
+		return nil
+	})
+}
+
+func (x *deliveryIndex) has(guid string) bool {
+	_, ok := x.lookup(guid)
+	return ok
+}
+
+func (x *deliveryIndex) lookup(guid string) (receivedAt int64, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	receivedAt, ok = x.guids[guid]
+	return receivedAt, ok
+}
+
+func (x *deliveryIndex) add(guids map[string]int64) {
+	if len(guids) == 0 {
+		return
 	}
-	if err := put(deliveries, []byte(d.ID), d); err != nil {
-		return err
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	maps.Copy(x.guids, guids)
+}
+
+func (x *deliveryIndex) remove(guids []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, g := range guids {
+		delete(x.guids, g)
 	}
-	timeKey := append(itob(uint64(d.ReceivedAt.UnixNano())), d.ID...)
-	if err := tx.Bucket(bucketDeliveryTimes).Put(timeKey, nil); err != nil {
-		return err
-	}
-	r.accepted, r.jobID = true, d.JobID
-	return nil
+}
+
+func (x *deliveryIndex) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.guids)
 }
 
 // Delivery returns the marker of one delivery.
 func (db *DB) Delivery(id string) (Delivery, error) {
 	var d Delivery
+	at, ok := db.seen.lookup(id)
+	if !ok {
+		return Delivery{}, fmt.Errorf("store: delivery %s: %w", id, ErrNotFound)
+	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return get(tx.Bucket(bucketDeliveries), []byte(id), &d)
+		return get(tx.Bucket(bucketDeliveries), deliveryKey(at, id), &d)
 	})
 	if err != nil {
 		return Delivery{}, fmt.Errorf("store: delivery %s: %w", id, err)
@@ -121,52 +184,42 @@ func (db *DB) Delivery(id string) (Delivery, error) {
 // oldest first, and reports how many it deleted. Callers loop until it
 // returns fewer than max, so that no single transaction grows large.
 func (db *DB) PruneDeliveries(cutoff time.Time, max int) (int, error) {
-	var n int
+	var guids []string
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		times := tx.Bucket(bucketDeliveryTimes)
+		guids = guids[:0]
 		deliveries := tx.Bucket(bucketDeliveries)
 		limit := itob(uint64(cutoff.UnixNano()))
 		var keys [][]byte
-		c := times.Cursor()
-		// Collect first: deleting while advancing a cursor can skip keys.
+		c := deliveries.Cursor()
 		for k, _ := c.First(); k != nil && len(keys) < max && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
-			keys = append(keys, append([]byte(nil), k...))
+			keys = append(keys, bytes.Clone(k))
+			guids = append(guids, string(k[8:]))
 		}
-		guids := make([][]byte, len(keys))
-		for i, k := range keys {
-			guids[i] = k[8:]
-		}
-		n = len(keys)
-		if err := deleteKeys(times, keys); err != nil {
-			return err
-		}
-		return deleteKeys(deliveries, guids)
+		return deleteKeys(deliveries, keys)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune deliveries: %w", err)
 	}
-	return n, nil
+	db.seen.remove(guids)
+	return len(guids), nil
 }
 
 // CountDeliveries is the number of delivery markers kept.
 func (db *DB) CountDeliveries() (int, error) {
-	var n int
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketDeliveries).Stats().KeyN
-		return nil
-	})
-	return n, err
+	return db.seen.len(), nil
 }
 
 // Job returns one unfinished job.
 func (db *DB) Job(id uint64) (Job, error) {
 	var j Job
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if err := get(tx.Bucket(bucketJobs), itob(id), &j); err != nil {
-			return err
+		raw := tx.Bucket(bucketJobs).Get(itob(id))
+		if raw == nil {
+			return ErrNotFound
 		}
-		j.Payload = bytes.Clone(tx.Bucket(bucketPayloads).Get(itob(id)))
-		return nil
+		var err error
+		j, err = decodeJob(raw)
+		return err
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("store: job %d: %w", id, err)
@@ -193,9 +246,6 @@ func (db *DB) JobIDs() ([]uint64, error) {
 // not an error: the work is done either way.
 func (db *DB) FinishJob(id uint64) error {
 	err := db.group(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketPayloads).Delete(itob(id)); err != nil {
-			return err
-		}
 		return tx.Bucket(bucketJobs).Delete(itob(id))
 	})
 	if err != nil {
@@ -209,12 +259,21 @@ func (db *DB) RecordJobFailure(id uint64, cause error) (Job, error) {
 	var j Job
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
-		if err := get(jobs, itob(id), &j); err != nil {
+		raw := jobs.Get(itob(id))
+		if raw == nil {
+			return ErrNotFound
+		}
+		var err error
+		if j, err = decodeJob(raw); err != nil {
 			return err
 		}
 		j.Attempts++
 		j.LastError = cause.Error()
-		return put(jobs, itob(id), j)
+		enc, err := encodeJob(j)
+		if err != nil {
+			return err
+		}
+		return jobs.Put(itob(id), enc)
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("store: record failure of job %d: %w", id, err)
@@ -228,20 +287,58 @@ func (db *DB) EnqueueJob(j Job) (uint64, error) {
 	if j.EnqueuedAt.IsZero() {
 		j.EnqueuedAt = db.now()
 	}
-	err := db.group(func(tx *bolt.Tx) error {
-		jobs := tx.Bucket(bucketJobs)
-		seq, err := jobs.NextSequence()
-		if err != nil {
-			return err
-		}
-		j.ID = seq
-		if err := put(jobs, itob(seq), j); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketPayloads).Put(itob(seq), j.Payload)
-	})
+	j.ID = db.nextJobID()
+	record, err := encodeJob(j)
+	if err == nil {
+		err = db.group(func(tx *bolt.Tx) error { return putJob(tx, j.ID, record) })
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue job: %w", err)
 	}
 	return j.ID, nil
+}
+
+// nextJobID numbers jobs in the order they come. Numbers are handed out
+// before the commit, so that records are encoded outside it; the bucket's
+// sequence keeps the highest number stored, for the next start.
+func (db *DB) nextJobID() uint64 { return db.jobSeq.Add(1) }
+
+// putJob stores an encoded job.
+func putJob(tx *bolt.Tx, id uint64, record []byte) error {
+	jobs := tx.Bucket(bucketJobs)
+	jobs.FillPercent = appendFillPercent
+	if id > jobs.Sequence() {
+		if err := jobs.SetSequence(id); err != nil {
+			return err
+		}
+	}
+	return jobs.Put(itob(id), record)
+}
+
+// encodeJob lays a job out as the length of its JSON header (uvarint), the
+// header, then the payload as it is: a payload is stored without being
+// encoded again.
+func encodeJob(j Job) ([]byte, error) {
+	header, err := json.Marshal(j)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, binary.MaxVarintLen64+len(header)+len(j.Payload))
+	out = binary.AppendUvarint(out, uint64(len(header)))
+	out = append(out, header...)
+	return append(out, j.Payload...), nil
+}
+
+// decodeJob reads what encodeJob wrote, copying it out of bbolt's memory.
+func decodeJob(raw []byte) (Job, error) {
+	n, k := binary.Uvarint(raw)
+	if k <= 0 || n > uint64(len(raw)-k) {
+		return Job{}, errors.New("malformed job record")
+	}
+	var j Job
+	if err := decode(raw[k:k+int(n)], &j); err != nil {
+		return Job{}, err
+	}
+	j.Payload = bytes.Clone(raw[k+int(n):])
+	return j, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,8 +22,9 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes. A file with a
-// newer version is refused rather than misread.
-const SchemaVersion = 1
+// newer version is refused rather than misread; an older one is migrated
+// when opened.
+const SchemaVersion = 2
 
 var (
 	// ErrNotFound is returned when a record does not exist.
@@ -31,17 +33,22 @@ var (
 	ErrLocked = errors.New("database is locked by another process (is another patbot running?)")
 )
 
+// The buckets. Keys that grow with time (deliveries, jobs, audit) are
+// written in order, so that a commit rewrites few pages.
 var (
-	bucketMeta          = []byte("meta")
-	bucketDeliveries    = []byte("deliveries")     // delivery GUID -> Delivery
-	bucketDeliveryTimes = []byte("delivery_times") // received time (8 bytes) + GUID -> nil, for pruning in order
-	bucketJobs          = []byte("jobs")           // sequence (8 bytes) -> Job without its payload
-	bucketPayloads      = []byte("payloads")       // job sequence (8 bytes) -> the job's payload, raw
-	bucketRequests      = []byte("requests")       // org + 0x00 + request id (8 bytes) -> Request
-	bucketAudit         = []byte("audit")          // sequence (8 bytes) -> AuditEvent
+	bucketMeta       = []byte("meta")
+	bucketDeliveries = []byte("deliveries") // received time (8 bytes) + GUID -> Delivery
+	bucketJobs       = []byte("jobs")       // sequence (8 bytes) -> job record (see encodeJob)
+	bucketRequests   = []byte("requests")   // org + 0x00 + request id (8 bytes) -> Request
+	bucketAudit      = []byte("audit")      // sequence (8 bytes) -> AuditEvent
 
 	keySchema = []byte("schema_version")
 )
+
+// appendFillPercent is how full bbolt packs pages of buckets written in key
+// order. Its default (half full) suits random keys, and would double the
+// pages of these buckets.
+const appendFillPercent = 0.9
 
 // Options tune Open. The zero value is usable.
 type Options struct {
@@ -58,6 +65,16 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	now  func() time.Time
+
+	// seen indexes the deliveries bucket by GUID, so that a delivery is
+	// checked without a lookup by GUID in bbolt, and recorded in time
+	// order. It holds one entry per kept marker (pruning bounds it).
+	seen *deliveryIndex
+	// uncommitted are the GUIDs the committer's transaction in progress
+	// records; only the committer goroutine touches it.
+	uncommitted map[string]int64
+	// jobSeq is the last job number handed out.
+	jobSeq atomic.Uint64
 
 	// Group commit (commitLoop).
 	writes        chan *write
@@ -87,11 +104,15 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{bolt: b, now: opts.Now, writes: make(chan *write, maxGroup),
-		closing: make(chan struct{}), committerDone: make(chan struct{})}
+	db := &DB{bolt: b, now: opts.Now, seen: &deliveryIndex{guids: map[string]int64{}}, uncommitted: map[string]int64{},
+		writes: make(chan *write, maxGroup), closing: make(chan struct{}), committerDone: make(chan struct{})}
 	if opts.ReadOnly {
 		close(db.committerDone)
-		return db, db.Ping()
+		if err := db.checkSchema(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		return db, nil
 	}
 	if err := db.init(); err != nil {
 		b.Close()
@@ -101,27 +122,70 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// init creates the buckets, migrates an older layout and loads the
+// delivery index.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDeliveries, bucketDeliveryTimes, bucketJobs, bucketPayloads, bucketRequests, bucketAudit} {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		v, err := schemaVersion(meta)
+		if err != nil {
+			return err
+		}
+		if v == 1 {
+			if err := migrateV1(tx); err != nil {
+				return fmt.Errorf("migrate schema 1 to %d: %w", SchemaVersion, err)
+			}
+		}
+		for _, name := range [][]byte{bucketDeliveries, bucketJobs, bucketRequests, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		raw := meta.Get(keySchema)
-		if raw == nil {
-			return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return err
 		}
-		v, err := strconv.Atoi(string(raw))
-		if err != nil {
-			return fmt.Errorf("unreadable schema version %q", raw)
-		}
-		if v > SchemaVersion {
-			return fmt.Errorf("schema version %d is newer than this patbot supports (%d): upgrade patbot", v, SchemaVersion)
-		}
-		return nil
+		db.jobSeq.Store(tx.Bucket(bucketJobs).Sequence())
+		return db.seen.load(tx.Bucket(bucketDeliveries))
 	})
+}
+
+// checkSchema refuses, read-only, a file this code cannot read as it is,
+// and loads the delivery index.
+func (db *DB) checkSchema() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.New("not a patbot database (no meta bucket)")
+		}
+		v, err := schemaVersion(meta)
+		if err != nil {
+			return err
+		}
+		if v != SchemaVersion {
+			return fmt.Errorf("schema version %d: start patbot once to migrate it to %d", v, SchemaVersion)
+		}
+		return db.seen.load(tx.Bucket(bucketDeliveries))
+	})
+}
+
+// schemaVersion reads the file's layout version: SchemaVersion for a new
+// file.
+func schemaVersion(meta *bolt.Bucket) (int, error) {
+	raw := meta.Get(keySchema)
+	if raw == nil {
+		return SchemaVersion, nil
+	}
+	v, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return 0, fmt.Errorf("unreadable schema version %q", raw)
+	}
+	if v > SchemaVersion {
+		return 0, fmt.Errorf("schema version %d is newer than this patbot supports (%d): upgrade patbot", v, SchemaVersion)
+	}
+	return v, nil
 }
 
 // Close stops the committer and releases the file and its lock.
@@ -264,22 +328,32 @@ func (db *DB) commitLoop() {
 				break drain
 			}
 		}
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			for _, w := range group {
-				if err := w.fn(tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := db.commit(group...); err != nil {
 			// One failing write must not fail the others: each alone.
 			for _, w := range group {
-				w.err = db.bolt.Update(w.fn)
+				w.err = db.commit(w)
 			}
 		}
 		for _, w := range group {
 			close(w.done)
 		}
 	}
+}
+
+// commit runs writes in one transaction; the deliveries they record join
+// the index once it is committed.
+func (db *DB) commit(writes ...*write) error {
+	clear(db.uncommitted)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, w := range writes {
+			if err := w.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		db.seen.add(db.uncommitted)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -154,12 +155,15 @@ func TestJobsSurviveReopen(t *testing.T) {
 	db.Close()
 
 	db = mustOpen(t, path)
+	if ok, _, err := db.AcceptDelivery(Delivery{ID: "g"}, &Job{Payload: []byte(`{}`)}); ok || err != nil {
+		t.Errorf("redelivery after reopen accepted: %v, %v", ok, err)
+	}
 	ids, err := db.JobIDs()
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("jobs after reopen = %v, %v", ids, err)
 	}
 	j, _ := db.Job(ids[0])
-	if j.Attempts != 1 || j.LastError != "slack down" {
+	if j.Attempts != 1 || j.LastError != "slack down" || string(j.Payload) != `{}` {
 		t.Errorf("job = %+v, want one recorded failure", j)
 	}
 	if err := db.FinishJob(id); err != nil {
@@ -328,5 +332,91 @@ func TestPruneRequestsAndAudit(t *testing.T) {
 	}
 	if left, _ := db.AuditEvents(AuditFilter{}); len(left) != 2 {
 		t.Errorf("%d audit events left", len(left))
+	}
+}
+
+// A write that fails must not take the writes it shares a commit with down
+// with it, nor leave its deliveries half-recorded in the index.
+func TestFailingWriteInAGroup(t *testing.T) {
+	db := mustOpen(t, "")
+	// Hold the writer so that the writes below queue up and commit as one
+	// group when it is released.
+	blocker, err := db.bolt.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &write{fn: func(*bolt.Tx) error { return nil }, done: make(chan struct{})}
+	db.writes <- first
+	waitFor(t, func() bool { return len(db.writes) == 0 }) // taken by the committer, which waits for the writer
+
+	results := make(chan string, 3)
+	go func() {
+		ok, _, err := db.AcceptDelivery(Delivery{ID: "b"}, &Job{Payload: []byte(`{}`)})
+		results <- fmt.Sprintf("b %v %v", ok, err)
+	}()
+	waitFor(t, func() bool { return len(db.writes) == 1 })
+	go func() {
+		_, err := db.UpdateRequest("acme", 1, func(*Request, bool) error { return errors.New("refused") })
+		results <- fmt.Sprintf("update %v", err)
+	}()
+	waitFor(t, func() bool { return len(db.writes) == 2 })
+	go func() {
+		ok, _, err := db.AcceptDelivery(Delivery{ID: "d"}, nil)
+		results <- fmt.Sprintf("d %v %v", ok, err)
+	}()
+	waitFor(t, func() bool { return len(db.writes) == 3 })
+	blocker.Rollback()
+
+	<-first.done
+	got := map[string]bool{}
+	for range 3 {
+		got[<-results] = true
+	}
+	for _, want := range []string{"b true <nil>", "d true <nil>", "update store: update request acme/1: refused"} {
+		if !got[want] {
+			t.Errorf("results %v lack %q", got, want)
+		}
+	}
+	for _, id := range []string{"b", "d"} {
+		if ok, _, _ := db.AcceptDelivery(Delivery{ID: id}, nil); ok {
+			t.Errorf("delivery %s accepted twice", id)
+		}
+	}
+	if _, err := db.Request("acme", 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("refused update written: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Job numbers are never reused, even for jobs finished before a restart.
+func TestJobNumbersGoOnAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "patbot.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := db.AcceptDelivery(Delivery{ID: "g1"}, &Job{Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishJob(first); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = mustOpen(t, path)
+	second, err := db.EnqueueJob(Job{Event: "card"})
+	if err != nil || second <= first {
+		t.Fatalf("job after reopen = %d, %v; want more than %d", second, err, first)
 	}
 }
