@@ -1,9 +1,9 @@
 package bot
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
-	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -35,121 +35,148 @@ func (b *Bot) WebhookHandler() http.Handler {
 	return http.HandlerFunc(b.serveWebhook)
 }
 
+// intake is what became of one delivery: the answer, the metric labels and
+// the one log line it gets.
+type intake struct {
+	status  int
+	outcome string
+	answer  string
+	level   slog.Level
+	logMsg  string // empty: nothing worth a line (a ping, say)
+	attrs   []slog.Attr
+	event   string
+	action  string
+}
+
+func (in *intake) set(status int, outcome, answer string, level slog.Level, logMsg string, attrs ...slog.Attr) {
+	in.status, in.outcome, in.answer, in.level, in.logMsg = status, outcome, answer, level, logMsg
+	in.attrs = append(in.attrs, attrs...)
+}
+
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	start := b.now()
-	event, delivery := r.Header.Get(github.HeaderEvent), r.Header.Get(github.HeaderDelivery)
-	log := b.log.With(LogDelivery, delivery)
-	action := ""
-	answer := func(status int, outcome, msg string) {
-		label := event
-		if event != github.EventPATRequest && event != github.EventPing {
-			label = labelOtherEventOrAct // GitHub has many events; keep the metric small
-		}
-		actLabel := action
-		if !slices.Contains(knownActions, action) {
-			actLabel = labelOtherEventOrAct
-		}
-		b.metrics.webhooks.WithLabelValues(label, actLabel, outcome).Inc()
-		b.metrics.intake.WithLabelValues(outcome).Observe(b.now().Sub(start).Seconds())
-		http.Error(w, msg, status)
-	}
+	delivery := r.Header.Get(github.HeaderDelivery)
+	in := intake{event: r.Header.Get(github.HeaderEvent)}
+	in.attrs = append(make([]slog.Attr, 0, 10), slog.String(LogDelivery, delivery))
+	b.receive(r, w, delivery, &in)
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, github.MaxPayloadBytes))
+	event, action := in.event, in.action
+	if event != github.EventPATRequest && event != github.EventPing {
+		event = labelOtherEventOrAct // GitHub has many events; keep the metric small
+	}
+	if !slices.Contains(knownActions, action) {
+		action = labelOtherEventOrAct
+	}
+	b.metrics.webhooks.WithLabelValues(event, action, in.outcome).Inc()
+	b.metrics.intake.WithLabelValues(in.outcome).Observe(b.now().Sub(start).Seconds())
+	if in.logMsg != "" {
+		b.log.LogAttrs(r.Context(), in.level, in.logMsg, in.attrs...)
+	}
+	http.Error(w, in.answer, in.status)
+}
+
+// receive verifies, parses and records one delivery.
+func (b *Bot) receive(r *http.Request, w http.ResponseWriter, delivery string, in *intake) {
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			log.Warn("webhook rejected: body over GitHub's 25 MiB cap")
-			answer(http.StatusRequestEntityTooLarge, outcomeTooLarge, "payload too large")
+			in.set(http.StatusRequestEntityTooLarge, outcomeTooLarge, "payload too large", slog.LevelWarn, "webhook rejected: body over GitHub's 25 MiB cap")
 			return
 		}
-		answer(http.StatusBadRequest, outcomeMalformed, "cannot read body")
+		in.set(http.StatusBadRequest, outcomeMalformed, "cannot read body", slog.LevelWarn, "webhook rejected: cannot read body", slog.Any("err", err))
 		return
 	}
 	// Nothing else is looked at before the signature holds.
 	if err := github.VerifySignature(b.secret, body, r.Header.Get(github.HeaderSignature)); err != nil {
-		log.Warn("webhook rejected", "err", err, LogEvent, event, "remote", r.RemoteAddr, "bytes", len(body))
-		answer(http.StatusUnauthorized, outcomeBadSignature, "invalid signature")
+		in.set(http.StatusUnauthorized, outcomeBadSignature, "invalid signature", slog.LevelWarn, "webhook rejected",
+			slog.Any("err", err), slog.String(LogEvent, in.event), slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)))
 		return
 	}
-	log = log.With(LogEvent, event)
+	in.attrs = append(in.attrs, slog.String(LogEvent, in.event))
 
 	switch {
-	case event == github.EventPing:
-		answer(http.StatusOK, outcomePing, "pong")
+	case in.event == github.EventPing:
+		in.set(http.StatusOK, outcomePing, "pong", slog.LevelInfo, "ping from GitHub")
 		return
-	case event == "":
-		answer(http.StatusBadRequest, outcomeMalformed, "missing "+github.HeaderEvent+" header")
+	case in.event == "":
+		in.set(http.StatusBadRequest, outcomeMalformed, "missing "+github.HeaderEvent+" header", slog.LevelWarn, "webhook rejected: no event header")
 		return
-	case event != github.EventPATRequest:
-		log.Debug("webhook ignored: event not handled")
-		answer(http.StatusAccepted, outcomeIgnored, "event ignored")
+	case in.event != github.EventPATRequest:
+		in.set(http.StatusAccepted, outcomeIgnored, "event ignored", slog.LevelDebug, "webhook ignored: event not handled")
 		return
 	case delivery == "":
-		answer(http.StatusBadRequest, outcomeMalformed, "missing "+github.HeaderDelivery+" header")
+		in.set(http.StatusBadRequest, outcomeMalformed, "missing "+github.HeaderDelivery+" header", slog.LevelWarn, "webhook rejected: no delivery header")
 		return
 	}
 
 	payload, err := github.Payload(r.Header.Get("Content-Type"), body)
+	var ev *github.RequestEvent
+	if err == nil {
+		ev, err = github.ParseRequestEvent(payload)
+	}
 	if err != nil {
-		log.Warn("webhook rejected: malformed payload", "err", err)
-		answer(http.StatusBadRequest, outcomeMalformed, err.Error())
+		in.set(http.StatusBadRequest, outcomeMalformed, err.Error(), slog.LevelWarn, "webhook rejected: malformed payload", slog.Any("err", err))
 		return
 	}
-	ev, err := github.ParseRequestEvent(payload)
-	if err != nil {
-		log.Warn("webhook rejected: malformed payload", "err", err)
-		answer(http.StatusBadRequest, outcomeMalformed, err.Error())
-		return
-	}
-	action = ev.Action
-	log = log.With(LogAction, ev.Action, LogOrg, ev.Org, LogRequest, ev.Request.ID)
+	in.action = ev.Action
+	in.attrs = append(in.attrs, slog.String(LogAction, ev.Action), slog.String(LogOrg, ev.Org), slog.Int64(LogRequest, ev.Request.ID))
 	if !slices.Contains(knownActions, ev.Action) {
-		log.Info("webhook ignored: action not handled")
-		answer(http.StatusAccepted, outcomeIgnored, "action ignored")
+		in.set(http.StatusAccepted, outcomeIgnored, "action ignored", slog.LevelInfo, "webhook ignored: action not handled")
 		return
 	}
 
-	marker := store.Delivery{ID: delivery, Event: event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, ReceivedAt: start}
+	marker := store.Delivery{ID: delivery, Event: in.event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, ReceivedAt: b.now()}
 	if _, ok := b.policy.Org(ev.Org); !ok {
 		marker.Outcome = outcomeUnknownOrg
 		if _, _, err := b.store.AcceptDelivery(marker, nil); err != nil {
-			log.Error("cannot record delivery", "err", err)
-			answer(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery")
+			in.set(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery", slog.LevelError, "cannot record delivery", slog.Any("err", err))
 			return
 		}
-		log.Warn("webhook for an org that is not configured; add it to the policy file to handle its requests")
-		answer(http.StatusAccepted, outcomeUnknownOrg, "org not configured")
+		in.set(http.StatusAccepted, outcomeUnknownOrg, "org not configured", slog.LevelWarn,
+			"webhook for an org that is not configured; add it to the policy file to handle its requests")
 		return
 	}
 
 	if !b.reserve() {
-		log.Error("webhook refused: work queue full", "capacity", b.capacity)
-		answer(http.StatusServiceUnavailable, outcomeQueueFull, "work queue full")
+		in.set(http.StatusServiceUnavailable, outcomeQueueFull, "work queue full", slog.LevelError, "webhook refused: work queue full", slog.Int64("capacity", b.capacity))
 		return
 	}
 	marker.Outcome = outcomeQueued
-	// The job keeps the event in patbot's compact form: a tenth of
-	// GitHub's payload to write and store.
-	compact, err := json.Marshal(ev)
+	compact, err := github.EncodeEvent(ev)
 	if err != nil {
 		b.release()
-		answer(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery")
+		in.set(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery", slog.LevelError, "cannot encode job", slog.Any("err", err))
 		return
 	}
-	job := &store.Job{Event: event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, Payload: compact}
+	job := &store.Job{Event: in.event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, Payload: compact}
 	accepted, jobID, err := b.store.AcceptDelivery(marker, job)
 	switch {
 	case err != nil:
 		b.release()
-		log.Error("cannot record delivery", "err", err)
-		answer(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery")
+		in.set(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery", slog.LevelError, "cannot record delivery", slog.Any("err", err))
 	case !accepted:
 		b.release()
-		log.Info("duplicate delivery ignored")
-		answer(http.StatusOK, outcomeDuplicate, "duplicate delivery")
+		in.set(http.StatusOK, outcomeDuplicate, "duplicate delivery", slog.LevelInfo, "duplicate delivery ignored")
 	default:
 		b.queue <- jobID // never blocks: the place was reserved
-		log.Info("webhook accepted", LogJob, jobID, LogActor, ev.Sender.Login)
-		answer(http.StatusAccepted, outcomeQueued, "queued")
+		in.set(http.StatusAccepted, outcomeQueued, "queued", slog.LevelInfo, "webhook accepted", slog.Uint64(LogJob, jobID), slog.String(LogActor, ev.Sender.Login))
 	}
 }
+
+// readBody reads a webhook body up to GitHub's cap, in one allocation when
+// the sender says how long it is. The length is not trusted further than
+// maxPresizedBody before the signature is checked.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	size := 0
+	if r.ContentLength > 0 {
+		size = int(min(r.ContentLength, maxPresizedBody))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // ReadFrom wants MinRead spare to see EOF
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, github.MaxPayloadBytes))
+	return buf.Bytes(), err
+}
+
+// maxPresizedBody bounds the buffer allocated on the word of a
+// Content-Length header: real deliveries are a few KiB.
+const maxPresizedBody = 64 << 10
