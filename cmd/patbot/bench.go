@@ -177,64 +177,79 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	fmt.Fprintf(out, "patbot bench: %d webhooks at concurrency %d in %d rounds, alternating with a baseline receiver\n"+
 		"(the baseline, a process of its own like patbot, caps the body, verifies the signature, decodes the JSON and\n"+
 		"answers 202; patbot also commits each delivery and its work to bbolt, fsynced, before answering).\n"+
-		"Fakes of GitHub and Slack, in this process, answer at once.\n\n",
+		"Webhooks are shaped like GitHub's (about 3 KB, random delivery GUIDs) and signed before each burst; each\n"+
+		"burst starts with patbot idle. Fakes of GitHub and Slack, in this process, answer at once.\n\n",
 		o.n, o.concurrency, o.rounds)
 
-	// Throughput, alternating.
-	var patbotLat, baseLat latencies
-	var patbotTime, baseTime time.Duration
-	next := 0
+	// Throughput, alternating. Every burst starts with patbot idle (the
+	// previous burst's cards all posted), so that neither receiver pays for
+	// the other's work; patbot's own burst does include its card work.
+	cardsFor := func() map[string]slacktest.Message { return cardsByRequest(sl, benchChannel) }
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	idle := func(cards int) error {
+		if err := waitUntil(wctx, func() bool { return sl.Count(benchChannel) >= cards }); err != nil {
+			return fmt.Errorf("only %d of %d cards: %w", len(cardsFor()), cards, err)
+		}
+		return nil
+	}
+	results := map[string]*burstResult{patbot: {}, baseline: {}}
+	pids := map[string]int{patbot: child.Process.Pid, baseline: baselineProc.Process.Pid}
+	sent := 0 // webhooks sent to patbot, each of which brings a card
 	per := o.n / o.rounds
 	for round := range o.rounds {
 		count := per
 		if round == o.rounds-1 {
 			count = o.n - per*(o.rounds-1)
 		}
-		ids := make([]int64, count)
-		for i := range ids {
-			ids[i] = int64(10_000 + next + i)
+		hooks := make([]signedWebhook, count)
+		for i := range hooks {
+			hooks[i] = newSignedWebhook(secret, int64(10_000+sent+i))
 		}
-		next += count
 		for _, target := range []string{patbot, baseline} {
-			lat, took, err := burst(ctx, client, target, secret, ids, o.concurrency)
+			if err := idle(sent); err != nil {
+				return false, err
+			}
+			cpu := procCPU(pids[target])
+			lat, took, err := burst(ctx, client, target, hooks, o.concurrency)
 			if err != nil {
 				return false, err
 			}
+			r := results[target]
+			r.lat, r.took, r.cpu = append(r.lat, lat...), r.took+took, r.cpu+procCPU(pids[target])-cpu
 			if target == patbot {
-				patbotLat, patbotTime = append(patbotLat, lat...), patbotTime+took
-			} else {
-				baseLat, baseTime = append(baseLat, lat...), baseTime+took
+				sent += count
 			}
 		}
 	}
-	baseRate := float64(len(baseLat)) / baseTime.Seconds()
-	patbotRate := float64(len(patbotLat)) / patbotTime.Seconds()
-	ratio := patbotRate / baseRate
 	okMark := func(ok bool) string {
 		if ok {
 			return "✓"
 		}
 		return "✗"
 	}
-	fmt.Fprintf(out, "%-34s %12s %10s %10s\n", "intake", "throughput", "p50", "p99")
-	fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s\n", "baseline receiver", baseRate, ms(baseLat.pct(.5)), ms(baseLat.pct(.99)))
-	fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s\n", "patbot (durable, fsynced)", patbotRate, ms(patbotLat.pct(.5)), ms(patbotLat.pct(.99)))
+	base, pb := results[baseline], results[patbot]
+	ratio := pb.rate() / base.rate()
+	fmt.Fprintf(out, "%-34s %12s %10s %10s %14s\n", "intake", "throughput", "p50", "p99", "CPU/webhook")
+	for _, row := range []struct {
+		name string
+		r    *burstResult
+	}{{"baseline receiver", base}, {"patbot (durable, fsynced)", pb}} {
+		fmt.Fprintf(out, "%-34s %10.0f/s %10s %10s %11.0f µs\n", row.name, row.r.rate(), ms(row.r.lat.pct(.5)), ms(row.r.lat.pct(.99)),
+			float64(row.r.cpu.Microseconds())/float64(len(row.r.lat)))
+	}
 	fmt.Fprintf(out, "%-34s %12.2f   target ≥ 0.80 %s\n\n", "ratio", ratio, okMark(ratio >= 0.8))
-
-	cardsFor := func() map[string]slacktest.Message { return cardsByRequest(sl, benchChannel) }
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	if err := waitUntil(wctx, func() bool { return sl.Count(benchChannel) >= o.n }); err != nil {
-		return false, fmt.Errorf("only %d of %d cards after the burst: %w", len(cardsFor()), o.n, err)
+	if err := idle(o.n); err != nil {
+		return false, fmt.Errorf("after the bursts: %w", err)
 	}
 
 	// Latency, one request at a time, with patbot idle.
 	var toCard, ack, toReview latencies
 	for i := range o.samples {
-		id := int64(10_000 + next + i)
+		id := int64(10_000 + sent + i)
 		key := fmt.Sprintf("%s/%d", benchOrg, id)
 		start := time.Now()
-		if code, err := postSigned(ctx, client, patbot, secret, fmt.Sprintf("bench-%d", id), webhookBody(id)); err != nil || code != http.StatusAccepted {
+		if code, err := postSigned(ctx, client, patbot, newSignedWebhook(secret, id)); err != nil || code != http.StatusAccepted {
 			return false, fmt.Errorf("webhook %d: %d %v", id, code, err)
 		}
 		var card slacktest.Message
@@ -349,23 +364,63 @@ func baselineReceiver(secret []byte) http.Handler {
 	})
 }
 
+// webhookBody is a created webhook for request id, shaped and sized like a
+// real delivery (github/testdata/personal_access_token_request.created.json,
+// compact, as GitHub sends it): the user, organization, enterprise and
+// installation objects come in full.
 func webhookBody(id int64) []byte {
-	owner := fmt.Sprintf(`{"login":"dev%d","id":%d,"type":"User"}`, id, id)
+	login := fmt.Sprintf("dev%d", id)
+	user := fmt.Sprintf(`{"login":%[1]q,"id":%[2]d,"node_id":"MDQ6VXNlcjE4MDI5Mzgy","avatar_url":"https://avatars.githubusercontent.com/u/%[2]d?v=4",`+
+		`"gravatar_id":"","url":"https://api.github.com/users/%[1]s","html_url":"https://github.com/%[1]s",`+
+		`"followers_url":"https://api.github.com/users/%[1]s/followers","following_url":"https://api.github.com/users/%[1]s/following{/other_user}",`+
+		`"gists_url":"https://api.github.com/users/%[1]s/gists{/gist_id}","starred_url":"https://api.github.com/users/%[1]s/starred{/owner}{/repo}",`+
+		`"subscriptions_url":"https://api.github.com/users/%[1]s/subscriptions","organizations_url":"https://api.github.com/users/%[1]s/orgs",`+
+		`"repos_url":"https://api.github.com/users/%[1]s/repos","events_url":"https://api.github.com/users/%[1]s/events{/privacy}",`+
+		`"received_events_url":"https://api.github.com/users/%[1]s/received_events","type":"User","site_admin":false}`, login, id)
+	org := fmt.Sprintf(`{"login":%[1]q,"id":1,"node_id":"MDEyOk9yZ2FuaXphdGlvbjcxMDE4NzI4","url":"https://api.github.com/orgs/%[1]s",`+
+		`"repos_url":"https://api.github.com/orgs/%[1]s/repos","events_url":"https://api.github.com/orgs/%[1]s/events",`+
+		`"hooks_url":"https://api.github.com/orgs/%[1]s/hooks","issues_url":"https://api.github.com/orgs/%[1]s/issues",`+
+		`"members_url":"https://api.github.com/orgs/%[1]s/members{/member}","public_members_url":"https://api.github.com/orgs/%[1]s/public_members{/member}",`+
+		`"avatar_url":"https://avatars.githubusercontent.com/u/1?v=4","description":null}`, benchOrg)
+	now := time.Now().UTC()
 	return []byte(fmt.Sprintf(`{"action":"created","personal_access_token_request":{"id":%d,"owner":%s,"repository_selection":"all",`+
-		`"permissions_added":{},"permissions_upgraded":{},"permissions_result":{},"created_at":%q,"token_expired":false,`+
-		`"token_expires_at":null,"token_last_used_at":null},"organization":{"login":%q,"id":1},"sender":%s,"installation":{"id":1}}`,
-		id, owner, time.Now().UTC().Format(time.RFC3339), benchOrg, owner))
+		`"repository_count":null,"repositories":null,"permissions_added":{},"permissions_upgraded":{},"permissions_result":{},`+
+		`"created_at":%q,"token_id":%d,"token_name":"token-%d","token_expired":false,"token_expires_at":%q,"token_last_used_at":null},`+
+		`"organization":%s,"enterprise":{"id":118,"slug":"octodemo","name":"Octodemo","node_id":"MDEwOkVudGVycHJpc2UxMTg=",`+
+		`"avatar_url":"https://avatars.githubusercontent.com/b/118?v=4","description":"","website_url":"",`+
+		`"html_url":"https://github.com/enterprises/octodemo","created_at":"2019-05-06T13:13:38Z","updated_at":"2024-03-26T10:37:51Z"},`+
+		`"sender":%s,"installation":{"id":1,"node_id":"MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDk5NTY5MDI="}}`,
+		id, user, now.Format(time.RFC3339), id, id, now.AddDate(0, 0, 30).Format(time.RFC3339), org, user))
 }
 
-func postSigned(ctx context.Context, client *http.Client, base, secret, delivery string, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/github/webhook", bytes.NewReader(body))
+// signedWebhook is a webhook ready to send: load is generated from
+// requests signed beforehand, so that the generator spends little CPU.
+type signedWebhook struct {
+	delivery, signature string
+	body                []byte
+}
+
+func newSignedWebhook(secret string, id int64) signedWebhook {
+	body := webhookBody(id)
+	return signedWebhook{delivery: deliveryGUID(), signature: github.Sign([]byte(secret), body), body: body}
+}
+
+// deliveryGUID is a random GUID, as GitHub's X-GitHub-Delivery values are:
+// they land anywhere in the store's index, not in order.
+func deliveryGUID() string {
+	b := []byte(randomSecret())
+	return fmt.Sprintf("%s-%s-%s-%s-%s", b[0:8], b[8:12], b[12:16], b[16:20], b[20:32])
+}
+
+func postSigned(ctx context.Context, client *http.Client, base string, hook signedWebhook) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/github/webhook", bytes.NewReader(hook.body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(github.HeaderEvent, github.EventPATRequest)
-	req.Header.Set(github.HeaderDelivery, delivery)
-	req.Header.Set(github.HeaderSignature, github.Sign([]byte(secret), body))
+	req.Header.Set(github.HeaderDelivery, hook.delivery)
+	req.Header.Set(github.HeaderSignature, hook.signature)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -375,11 +430,20 @@ func postSigned(ctx context.Context, client *http.Client, base, secret, delivery
 	return resp.StatusCode, nil
 }
 
-// burst sends a webhook for each id, concurrency at a time, and returns
-// each one's latency and the wall time.
-func burst(ctx context.Context, client *http.Client, base, secret string, ids []int64, concurrency int) (latencies, time.Duration, error) {
-	lat := make(latencies, len(ids))
-	errs := make(chan error, len(ids))
+// burstResult sums one receiver's bursts.
+type burstResult struct {
+	lat  latencies
+	took time.Duration
+	cpu  time.Duration // the receiver's CPU time, user and system
+}
+
+func (r *burstResult) rate() float64 { return float64(len(r.lat)) / r.took.Seconds() }
+
+// burst sends every webhook, concurrency at a time, and returns each one's
+// latency and the wall time.
+func burst(ctx context.Context, client *http.Client, base string, hooks []signedWebhook, concurrency int) (latencies, time.Duration, error) {
+	lat := make(latencies, len(hooks))
+	errs := make(chan error, len(hooks))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -387,7 +451,7 @@ func burst(ctx context.Context, client *http.Client, base, secret string, ids []
 		wg.Go(func() {
 			for i := range work {
 				t := time.Now()
-				code, err := postSigned(ctx, client, base, secret, fmt.Sprintf("bench-%d", ids[i]), webhookBody(ids[i]))
+				code, err := postSigned(ctx, client, base, hooks[i])
 				lat[i] = time.Since(t)
 				if err == nil && code != http.StatusAccepted {
 					err = fmt.Errorf("%s answered %d", base, code)
@@ -398,7 +462,7 @@ func burst(ctx context.Context, client *http.Client, base, secret string, ids []
 			}
 		})
 	}
-	for i := range ids {
+	for i := range hooks {
 		work <- i
 	}
 	close(work)
@@ -422,4 +486,17 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// procCPU reads the CPU time (user and system) a process has used so far,
+// on Linux; 0 elsewhere.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
