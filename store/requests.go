@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -152,31 +153,47 @@ func (db *DB) Request(org string, id int64) (Request, error) {
 }
 
 // UpdateRequest reads the record of a request (a zero Request with Org and
-// ID set when there is none), lets change modify it, and writes it back, all
-// in one transaction, whose commit concurrent writers share. An error from
-// change aborts without writing. change must not do I/O (it runs while
-// every other writer waits), and may run more than once, so it may only
-// modify r and assign to variables of its caller.
+// ID set when there is none), lets change modify it, and writes it back,
+// atomically, in a commit concurrent writers share. An error from change
+// aborts without writing. change must not do I/O, and may run more than
+// once, so it may only modify r and assign to variables of its caller.
+//
+// The record is changed and encoded before the commit, which then only
+// checks that nobody wrote it meanwhile (and changes it again if someone
+// did): the committer, which every writer waits for, does little.
 func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error) {
+	key := requestKey(org, id)
 	var r Request
-	err := db.group(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRequests)
-		key := requestKey(org, id)
-		r = Request{}
-		err := get(b, key, &r)
-		exists := err == nil
-		if err != nil && err != ErrNotFound {
-			return err
+	var read, record []byte // the record as read and as it will be written
+	prepare := func(raw []byte) error {
+		read, r = raw, Request{Org: strings.ToLower(org), ID: id}
+		if raw != nil {
+			if err := decode(raw, &r); err != nil {
+				return err
+			}
 		}
-		if !exists {
-			r = Request{Org: strings.ToLower(org), ID: id}
-		}
-		if err := change(&r, exists); err != nil {
+		if err := change(&r, raw != nil); err != nil {
 			return err
 		}
 		r.Updated = db.now()
-		return put(b, key, r)
+		var err error
+		record, err = json.Marshal(r)
+		return err
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return prepare(bytes.Clone(tx.Bucket(bucketRequests).Get(key)))
 	})
+	if err == nil {
+		err = db.group(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketRequests)
+			if now := b.Get(key); !bytes.Equal(now, read) || (now == nil) != (read == nil) {
+				if err := prepare(bytes.Clone(now)); err != nil {
+					return err
+				}
+			}
+			return b.Put(key, record)
+		})
+	}
 	if err != nil {
 		return Request{}, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
 	}
