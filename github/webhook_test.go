@@ -57,8 +57,10 @@ func TestVerifySignatureMatrix(t *testing.T) {
 	}
 }
 
-func TestParseRealCreatedFixture(t *testing.T) {
-	body, err := os.ReadFile("testdata/personal_access_token_request.created.json")
+// parseFixture parses one of testdata's webhook payloads.
+func parseFixture(t *testing.T, name string) (*RequestEvent, []byte) {
+	t.Helper()
+	body, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +68,11 @@ func TestParseRealCreatedFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ev, body
+}
+
+func TestParseRealCreatedFixture(t *testing.T) {
+	ev, _ := parseFixture(t, "personal_access_token_request.created.json")
 	if ev.Action != ActionCreated || ev.Org != "github-ssh-authority" || ev.InstallationID != 49956902 {
 		t.Errorf("event = %+v", ev)
 	}
@@ -95,14 +102,7 @@ func TestParseRealCreatedFixture(t *testing.T) {
 }
 
 func TestParseSyntheticApprovedFixture(t *testing.T) {
-	body, err := os.ReadFile("testdata/personal_access_token_request.approved.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := ParseRequestEvent(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev, _ := parseFixture(t, "personal_access_token_request.approved.json")
 	if ev.Action != ActionApproved || ev.Org != "test-org" || ev.Request.ID != 42 || ev.Sender.Login != "admin" {
 		t.Errorf("event = %+v", ev)
 	}
@@ -142,14 +142,7 @@ func TestParseRequestEventRejects(t *testing.T) {
 }
 
 func TestCompactEventRoundTrip(t *testing.T) {
-	body, err := os.ReadFile("testdata/personal_access_token_request.created.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := ParseRequestEvent(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev, body := parseFixture(t, "personal_access_token_request.created.json")
 	ev.Request.PermissionsAdded.Repository = map[string]string{"contents": "write"}
 	compact, err := EncodeEvent(ev)
 	if err != nil {
