@@ -165,8 +165,9 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists
 	key := requestKey(org, id)
 	var r Request
 	var read, record []byte // the record as read and as it will be written
+	prepared := false       // record is change applied to read
 	prepare := func(raw []byte) error {
-		read, r = raw, Request{Org: strings.ToLower(org), ID: id}
+		prepared, r = false, Request{Org: strings.ToLower(org), ID: id}
 		if raw != nil {
 			if err := decode(raw, &r); err != nil {
 				return err
@@ -177,8 +178,11 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists
 		}
 		r.Updated = db.now()
 		var err error
-		record, err = json.Marshal(r)
-		return err
+		if record, err = json.Marshal(r); err != nil {
+			return err
+		}
+		read, prepared = raw, true
+		return nil
 	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return prepare(bytes.Clone(tx.Bucket(bucketRequests).Get(key)))
@@ -186,7 +190,7 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists
 	if err == nil {
 		err = db.group(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketRequests)
-			if now := b.Get(key); !bytes.Equal(now, read) || (now == nil) != (read == nil) {
+			if now := b.Get(key); !prepared || !bytes.Equal(now, read) || (now == nil) != (read == nil) {
 				if err := prepare(bytes.Clone(now)); err != nil {
 					return err
 				}

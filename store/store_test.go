@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,5 +448,40 @@ func TestConcurrentUpdatesOfOneRequest(t *testing.T) {
 	r, err := db.Request("acme", 1)
 	if err != nil || r.RepositoryCount != n {
 		t.Fatalf("count = %d, %v; want %d", r.RepositoryCount, err, n)
+	}
+}
+
+// A change that refuses (a request someone already claimed) keeps refusing
+// however the commits fall: exactly one of many concurrent claims wins.
+func TestConcurrentClaimsOneWins(t *testing.T) {
+	for range 20 {
+		db := mustOpen(t, "")
+		if _, err := db.UpdateRequest("acme", 1, func(r *Request, _ bool) error { r.State = StatePending; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		taken := errors.New("taken")
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				_, err := db.UpdateRequest("acme", 1, func(r *Request, _ bool) error {
+					if r.State != StatePending {
+						return taken
+					}
+					r.State = StateDeciding
+					return nil
+				})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, taken):
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d claims won, want exactly 1", n)
+		}
 	}
 }
