@@ -36,6 +36,8 @@ type Server struct {
 	mu         sync.Mutex
 	nextTS     int64
 	messages   []*Message
+	byTS       map[string]*Message // channel + "/" + ts
+	counts     map[string]int      // messages per channel
 	ephemerals []Ephemeral
 	views      []View
 	responses  []Response
@@ -126,7 +128,7 @@ type Fault struct {
 
 // New starts a fake Slack accepting token.
 func New(token string) *Server {
-	s := &Server{Token: token, nextTS: 1_700_000_000_000100}
+	s := &Server{Token: token, nextTS: 1_700_000_000_000100, byTS: map[string]*Message{}, counts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/apps.connections.open", s.openConnection)
 	mux.HandleFunc("GET /socket", s.serveSocket)
@@ -339,19 +341,21 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 		s.nextTS = max(s.nextTS+1, time.Now().UnixMicro())
 		ts := fmt.Sprintf("%d.%06d", s.nextTS/1_000_000, s.nextTS%1_000_000)
 		blocks := json.RawMessage(c.Form.Get("blocks"))
-		s.messages = append(s.messages, &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
-			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}, Posted: time.Now()})
+		m := &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
+			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}, Posted: time.Now()}
+		s.messages = append(s.messages, m)
+		s.byTS[ch+"/"+ts] = m
+		s.counts[ch]++
 		return map[string]any{"channel": ch, "ts": ts}, ""
 	case "chat.update":
 		ch, ts := c.Form.Get("channel"), c.Form.Get("ts")
-		i := slices.IndexFunc(s.messages, func(m *Message) bool { return m.Channel == ch && m.TS == ts })
-		if i < 0 {
+		m := s.byTS[ch+"/"+ts]
+		if m == nil {
 			return nil, "message_not_found"
 		}
 		if e := checkMessage(c.Form); e != "" {
 			return nil, e
 		}
-		m := s.messages[i]
 		m.Text, m.Blocks = c.Form.Get("text"), json.RawMessage(c.Form.Get("blocks"))
 		m.Updates++
 		m.History = append(m.History, m.Blocks)
@@ -574,13 +578,7 @@ func blockTexts(blocks json.RawMessage, onlyMrkdwn bool) string {
 func (s *Server) Count(channel string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, m := range s.messages {
-		if m.Channel == channel {
-			n++
-		}
-	}
-	return n
+	return s.counts[channel]
 }
 
 // FindMetadata returns the message in channel whose metadata contains

@@ -21,10 +21,19 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, o *org) {
 		writeValidationError(w, "owner", "too many filter values")
 		return
 	}
+	tokens := make(map[int64]bool, len(tokenIDs)) // compared as numbers: the list can be long
+	for _, t := range tokenIDs {
+		id, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			writeValidationError(w, "token_id", "not an integer")
+			return
+		}
+		tokens[id] = true
+	}
 	s.mu.Lock()
 	var items []any
 	for _, pr := range o.requests {
-		if matches(owners, pr.Owner.Login) && matches(tokenIDs, strconv.FormatInt(pr.TokenID, 10)) {
+		if (len(tokens) == 0 || tokens[pr.TokenID]) && matches(owners, pr.Owner.Login) {
 			items = append(items, s.wireRequest(o, pr))
 		}
 	}
@@ -116,7 +125,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, o *org) {
 	}
 	pr := o.requests[i]
 	o.requests = slices.Delete(o.requests, i, i+1)
-	o.reviews[id] = Decision{Action: body.Action, Reason: reason}
+	o.reviews[id] = Decision{Action: body.Action, Reason: reason, At: time.Now()}
 	if body.Action == github.ActionApprove {
 		s.nextID++
 		o.grants = append(o.grants, github.Grant{

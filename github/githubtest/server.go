@@ -120,6 +120,7 @@ type org struct {
 type Decision struct {
 	Action string
 	Reason string
+	At     time.Time // when the fake accepted it
 }
 
 // New starts a fake GitHub API. Close it when done.
