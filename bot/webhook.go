@@ -36,13 +36,13 @@ func (b *Bot) WebhookHandler() http.Handler {
 }
 
 // intake is what became of one delivery: the answer, the metric labels and
-// the one log line it gets.
+// the one log line every delivery gets.
 type intake struct {
 	status  int
 	outcome string
 	answer  string
 	level   slog.Level
-	logMsg  string // empty: nothing worth a line (a ping, say)
+	logMsg  string
 	attrs   []slog.Attr
 	event   string
 	action  string
@@ -58,7 +58,7 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	delivery := r.Header.Get(github.HeaderDelivery)
 	in := intake{event: r.Header.Get(github.HeaderEvent)}
 	in.attrs = append(make([]slog.Attr, 0, 10), slog.String(LogDelivery, delivery))
-	b.receive(r, w, delivery, &in)
+	b.receive(w, r, delivery, &in)
 
 	event, action := in.event, in.action
 	if event != github.EventPATRequest && event != github.EventPing {
@@ -69,14 +69,12 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	b.metrics.webhooks.WithLabelValues(event, action, in.outcome).Inc()
 	b.metrics.intake.WithLabelValues(in.outcome).Observe(b.now().Sub(start).Seconds())
-	if in.logMsg != "" {
-		b.log.LogAttrs(r.Context(), in.level, in.logMsg, in.attrs...)
-	}
+	b.log.LogAttrs(r.Context(), in.level, in.logMsg, in.attrs...)
 	http.Error(w, in.answer, in.status)
 }
 
 // receive verifies, parses and records one delivery.
-func (b *Bot) receive(r *http.Request, w http.ResponseWriter, delivery string, in *intake) {
+func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, in *intake) {
 	body, err := readBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
