@@ -323,11 +323,7 @@ func TestFaultsAndCrash(t *testing.T) {
 	// Nothing secret in either run's log.
 	for _, p := range []*process{first, second} {
 		logs := p.logs.String()
-		for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY", "ghs_"} {
-			if strings.Contains(logs, secret) {
-				t.Errorf("log leaks %q", secret)
-			}
-		}
+		mustNotLeak(t, "log", logs, testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY", "ghs_")
 	}
 }
 
@@ -357,10 +353,6 @@ func TestBenchTool(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench exited %d:\n%s", code, &out)
 	}
-	for _, want := range []string{"baseline receiver", "patbot (durable, fsynced)", "ratio", "webhook → card posted", "click → acknowledged",
-		"click → review sent to GitHub", "peak RSS of patbot", "store per request", "want 310, one each ✓"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, &out)
-		}
-	}
+	mustContain(t, "output", out.String(), "baseline receiver", "patbot (durable, fsynced)", "ratio", "webhook → card posted",
+		"click → acknowledged", "click → review sent to GitHub", "peak RSS of patbot", "store per request", "want 310, one each ✓")
 }

@@ -256,11 +256,8 @@ func TestConfigErrorsNameEveryProblemAtOnce(t *testing.T) {
 					t.Errorf("message lacks %q:\n%s", w, out)
 				}
 			}
-			for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "secret-key-material", "c2VjcmV0", "xoxp-user-token-secret", "not-an-app-token-secret", "PRIVATE KEY"} {
-				if strings.Contains(out, secret) {
-					t.Errorf("message leaks a secret (%s): %s", secret, out)
-				}
-			}
+			mustNotLeak(t, "message", out, testWebhookSecret, testBotToken, testSigning, "secret-key-material", "c2VjcmV0",
+				"xoxp-user-token-secret", "not-an-app-token-secret", "PRIVATE KEY")
 		})
 	}
 }
@@ -424,11 +421,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("record = %+v, %v", r, err)
 	}
 	out := logs.String()
-	for _, secret := range []string{testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY"} {
-		if strings.Contains(out, secret) {
-			t.Errorf("logs leak %q", secret)
-		}
-	}
+	mustNotLeak(t, "logs", out, testWebhookSecret, testBotToken, testSigning, "PRIVATE KEY")
 	if !strings.Contains(out, `"msg":"webhook accepted"`) || !strings.Contains(out, `"delivery":"e2e-1"`) {
 		t.Errorf("no structured intake log line:\n%s", out)
 	}
@@ -468,4 +461,24 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// mustContain fails t for each of wants that text lacks; what names text.
+func mustContain(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, text)
+		}
+	}
+}
+
+// mustNotLeak fails t for each of secrets that text shows.
+func mustNotLeak(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s leaks %q", what, secret)
+		}
+	}
 }

@@ -96,11 +96,8 @@ func TestSetupGitHubFromManifest(t *testing.T) {
 		}
 	}
 	env, _ := os.ReadFile(envFile)
-	for _, want := range []string{"GITHUB_APP_ID=1001\n", "GITHUB_APP_PRIVATE_KEY_FILE=" + keyFile + "\n", "GITHUB_WEBHOOK_SECRET=whsec_githubtest\n", "GITHUB_API_URL=" + gh.URL} {
-		if !strings.Contains(string(env), want) {
-			t.Errorf("env file lacks %q:\n%s", want, env)
-		}
-	}
+	mustContain(t, "env file", string(env), "GITHUB_APP_ID=1001\n", "GITHUB_APP_PRIVATE_KEY_FILE="+keyFile+"\n",
+		"GITHUB_WEBHOOK_SECRET=whsec_githubtest\n", "GITHUB_API_URL="+gh.URL)
 	key, _ := os.ReadFile(keyFile)
 	if _, err := github.ParsePrivateKey(key); err != nil {
 		t.Errorf("key file: %v", err)
@@ -123,11 +120,8 @@ func TestSetupGitHubValidatesAndKeepsFiles(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"should end in /github/webhook", "not a GitHub organization login", "exists: move it away or pass -force"} {
-		if !strings.Contains(errOut.String(), want) {
-			t.Errorf("message lacks %q: %s", want, errOut.String())
-		}
-	}
+	mustContain(t, "message", errOut.String(), "should end in /github/webhook", "not a GitHub organization login",
+		"exists: move it away or pass -force")
 	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
 		t.Error("existing env file changed")
 	}
