@@ -299,8 +299,9 @@ func (db *DB) EnqueueJob(j Job) (uint64, error) {
 }
 
 // nextJobID numbers jobs in the order they come. Numbers are handed out
-// before the commit, so that records are encoded outside it; the bucket's
-// sequence keeps the highest number stored, for the next start.
+// before the commit, so that records are encoded outside it (a duplicate
+// delivery leaves a gap); the bucket's sequence keeps the highest number
+// stored, for the next start.
 func (db *DB) nextJobID() uint64 { return db.jobSeq.Add(1) }
 
 // putJob stores an encoded job.
