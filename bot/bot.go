@@ -108,6 +108,9 @@ type Deps struct {
 	// DrainTimeout bounds how long Run waits for jobs in progress when it
 	// is stopped. Default 10s.
 	DrainTimeout time.Duration
+	// MaxYieldToIntake bounds how long a job waits for webhook intake to
+	// pause (see intakeGate). Default 500ms.
+	MaxYieldToIntake time.Duration
 	// ReconcileInterval is how often patbot compares its records with
 	// GitHub's pending requests (and once at start). Default 10 minutes;
 	// negative turns it off.
@@ -162,6 +165,8 @@ type Bot struct {
 	reserved    atomic.Int64
 	running     atomic.Bool
 	retryTimers sync.WaitGroup
+	intake      *intakeGate
+	maxYield    time.Duration
 
 	socketMode      *SocketModeConfig
 	socketConnected atomic.Bool
@@ -206,12 +211,14 @@ func New(d Deps) (*Bot, error) {
 		workers:           orDefault(d.Workers, 4),
 		taskWorkers:       orDefault(d.InteractionWorkers, 8),
 		tasks:             make(chan func(context.Context), 256),
+		intake:            newIntakeGate(),
 		socketMode:        d.SocketMode,
 		reconcileInterval: d.ReconcileInterval,
 		jobTimeout:        orDefault(d.JobTimeout, 60*time.Second),
 		maxAttempts:       orDefault(d.MaxAttempts, 10),
 		retryBackoff:      orDefault(d.RetryBackoff, time.Second),
 		drainTimeout:      orDefault(d.DrainTimeout, 10*time.Second),
+		maxYield:          orDefault(d.MaxYieldToIntake, 500*time.Millisecond),
 		deliveryRetention: orDefault(d.DeliveryRetention, 8*24*time.Hour),
 		requestRetention:  orDefault(d.RequestRetention, 90*24*time.Hour),
 		auditRetention:    orDefault(d.AuditRetention, 2*365*24*time.Hour),

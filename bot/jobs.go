@@ -41,6 +41,7 @@ func (b *Bot) work(stop, workCtx context.Context) {
 		case <-stop.Done():
 			return
 		case id := <-b.queue:
+			b.intake.wait(stop, b.maxYield)
 			if stop.Err() != nil {
 				return // the job stays in the store for the next start
 			}

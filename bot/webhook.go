@@ -54,6 +54,8 @@ func (in *intake) set(status int, outcome, answer string, level slog.Level, logM
 }
 
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	b.intake.enter()
+	defer b.intake.leave()
 	start := b.now()
 	delivery := r.Header.Get(github.HeaderDelivery)
 	in := intake{event: r.Header.Get(github.HeaderEvent)}

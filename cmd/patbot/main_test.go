@@ -482,3 +482,18 @@ func mustNotLeak(t *testing.T, what, text string, secrets ...string) {
 		}
 	}
 }
+
+func TestDefaultGCPercent(t *testing.T) {
+	if percent, ok := defaultGCPercent(func(string) string { return "" }); !ok || percent != 200 {
+		t.Errorf("without GOGC: %d, %v; want 200, true", percent, ok)
+	}
+	operator := func(key string) string {
+		if key == "GOGC" {
+			return "50"
+		}
+		return ""
+	}
+	if _, ok := defaultGCPercent(operator); ok {
+		t.Error("patbot overrides the GOGC its operator set")
+	}
+}
