@@ -92,7 +92,7 @@ type Deps struct {
 	Metrics      prometheus.Registerer
 
 	Workers   int // concurrent jobs; default 4
-	QueueSize int // unfinished jobs accepted before intake answers 503; default 10,000
+	QueueSize int // unfinished jobs accepted before intake answers 503; default DefaultQueueSize
 	// InteractionWorkers run approvers' decisions after Slack is
 	// acknowledged; default 8. At most 256 wait; beyond that clicks
 	// answer 503.
@@ -127,6 +127,10 @@ type Deps struct {
 
 	Now func() time.Time
 }
+
+// DefaultQueueSize is how many unfinished jobs intake accepts, by default,
+// before it answers 503.
+const DefaultQueueSize = 10_000
 
 // Bot is the running application.
 type Bot struct {
@@ -238,7 +242,7 @@ func New(d Deps) (*Bot, error) {
 	if b.reconcileInterval == 0 {
 		b.reconcileInterval = 10 * time.Minute
 	}
-	b.capacity = int64(max(orDefault(d.QueueSize, 10_000), len(unfinished)))
+	b.capacity = int64(max(orDefault(d.QueueSize, DefaultQueueSize), len(unfinished)))
 	b.queue = make(chan uint64, b.capacity)
 	for _, id := range unfinished {
 		b.queue <- id

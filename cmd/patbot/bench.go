@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -64,6 +65,12 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.n < o.rounds || o.concurrency < 1 || o.rounds < 1 || o.samples < 1 {
 		fmt.Fprintln(stderr, "patbot bench: -n must be at least -rounds, and -c, -rounds and -samples at least 1")
+		return exitUsage
+	}
+	// Cards are posted after a burst (jobs yield to intake), so a burst
+	// larger than the queue would be refused in part.
+	if burst := o.n - o.n/o.rounds*(o.rounds-1); burst > bot.DefaultQueueSize {
+		fmt.Fprintf(stderr, "patbot bench: a burst of %d webhooks exceeds patbot's queue of %d unfinished jobs; use more -rounds\n", burst, bot.DefaultQueueSize)
 		return exitUsage
 	}
 	ok, err := runBench(ctx, o, stdout)

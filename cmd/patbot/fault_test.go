@@ -356,3 +356,14 @@ func TestBenchTool(t *testing.T) {
 	mustContain(t, "output", out.String(), "baseline receiver", "patbot (durable, fsynced)", "ratio", "webhook → card posted",
 		"click → acknowledged", "click → review sent to GitHub", "peak RSS of patbot", "store per request", "want 310, one each ✓")
 }
+
+// TestBenchRefusesBurstsLargerThanTheQueue: jobs yield to intake, so a
+// burst beyond the queue would be answered 503 in part.
+func TestBenchRefusesBurstsLargerThanTheQueue(t *testing.T) {
+	var out bytes.Buffer
+	code := run(t.Context(), []string{"bench", "-n", "20003", "-rounds", "2"}, getenv(nil), &out, &out)
+	if code != exitUsage {
+		t.Fatalf("bench exited %d, want %d:\n%s", code, exitUsage, &out)
+	}
+	mustContain(t, "output", out.String(), "a burst of 10002 webhooks exceeds patbot's queue of 10000 unfinished jobs; use more -rounds")
+}
