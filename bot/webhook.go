@@ -54,8 +54,6 @@ func (in *intake) set(status int, outcome, answer string, level slog.Level, logM
 }
 
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	b.intake.enter()
-	defer b.intake.leave()
 	start := b.now()
 	delivery := r.Header.Get(github.HeaderDelivery)
 	in := intake{event: r.Header.Get(github.HeaderEvent)}
@@ -94,6 +92,10 @@ func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, i
 		return
 	}
 	in.attrs = append(in.attrs, slog.String(LogEvent, in.event))
+	// Signed deliveries hold jobs back while they are handled; unsigned
+	// requests, which anyone can send, do not.
+	b.intake.enter()
+	defer b.intake.leave()
 
 	switch {
 	case in.event == github.EventPing:

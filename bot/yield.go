@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// intakeGate gives webhook intake priority over jobs. While webhooks are
-// arriving, the CPU goes to accepting them: GitHub waits 10 seconds for an
+// intakeGate gives webhook intake priority over jobs. While signed webhooks
+// are being handled, the CPU goes to accepting them: GitHub waits 10 seconds for an
 // answer and does not retry a delivery that failed, while a card can wait a
 // moment. The wait is bounded (Deps.MaxYieldToIntake), so that under an
 // endless stream of webhooks every worker still runs a job per interval.
@@ -24,7 +24,7 @@ func newIntakeGate() *intakeGate {
 	return &intakeGate{quiet: quiet}
 }
 
-// enter and leave bracket the handling of one webhook.
+// enter and leave bracket the handling of one signed webhook.
 func (g *intakeGate) enter() {
 	g.mu.Lock()
 	if g.inFlight == 0 {
