@@ -7,15 +7,15 @@ import (
 )
 
 // intakeGate gives webhook intake priority over jobs. While signed webhooks
-// are being handled, the CPU goes to accepting them: GitHub waits 10 seconds for an
-// answer and does not retry a delivery that failed, while a card can wait a
-// moment. The wait is bounded (Deps.MaxYieldToIntake), so that under an
-// endless stream of webhooks every worker still runs a job per interval.
-// Approvers' clicks do not wait.
+// are being handled, the CPU goes to accepting them: GitHub waits 10
+// seconds for an answer and does not retry a delivery that failed, while a
+// card can wait a moment. The wait is bounded (Deps.MaxYieldToIntake), so
+// that under an endless stream of webhooks every worker still runs a job
+// per interval. Approvers' clicks do not wait.
 type intakeGate struct {
 	mu       sync.Mutex
 	inFlight int
-	quiet    chan struct{} // closed while no webhook is in flight
+	quiet    chan struct{} // closed while no signed webhook is in flight
 }
 
 func newIntakeGate() *intakeGate {
@@ -43,7 +43,7 @@ func (g *intakeGate) leave() {
 	g.mu.Unlock()
 }
 
-// wait returns once no webhook is in flight, after at most limit, or when
+// wait returns once no signed webhook is in flight, after at most limit, or when
 // ctx ends.
 func (g *intakeGate) wait(ctx context.Context, limit time.Duration) {
 	g.mu.Lock()
