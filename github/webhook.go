@@ -123,7 +123,7 @@ type WebhookRequest struct {
 }
 
 // EncodeEvent is the compact form of ev that patbot keeps as the input of
-// its work: a tenth of GitHub's payload.
+// its work: about a sixth of GitHub's payload.
 func EncodeEvent(ev *RequestEvent) ([]byte, error) { return jsonv2.Marshal(ev) }
 
 // DecodeEvent reads what EncodeEvent wrote.
@@ -138,9 +138,7 @@ func DecodeEvent(compact []byte) (*RequestEvent, error) {
 	return &ev, nil
 }
 
-// requestEventWire is the part of GitHub's payload patbot reads. Its types
-// are named: encoding/json decodes into anonymous struct types much more
-// slowly.
+// requestEventWire is the part of GitHub's payload patbot reads.
 type requestEventWire struct {
 	Action       string           `json:"action"`
 	Request      WebhookRequest   `json:"personal_access_token_request"`

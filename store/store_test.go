@@ -142,16 +142,23 @@ func TestAcceptDeliveryWithoutJob(t *testing.T) {
 	}
 }
 
+// acceptJob records a new delivery with a job and returns the job's number.
+func acceptJob(t *testing.T, db *DB, guid string) uint64 {
+	t.Helper()
+	ok, id, err := db.AcceptDelivery(Delivery{ID: guid}, &Job{Payload: []byte(`{}`)})
+	if err != nil || !ok {
+		t.Fatalf("accept %s: %v, %v", guid, ok, err)
+	}
+	return id
+}
+
 func TestJobsSurviveReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "patbot.db")
 	db, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, id, err := db.AcceptDelivery(Delivery{ID: "g"}, &Job{Payload: []byte(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := acceptJob(t, db, "g")
 	if _, err := db.RecordJobFailure(id, errors.New("slack down")); err != nil {
 		t.Fatal(err)
 	}
@@ -411,10 +418,7 @@ func TestJobNumbersGoOnAfterReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, first, err := db.AcceptDelivery(Delivery{ID: "g1"}, &Job{Payload: []byte(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := acceptJob(t, db, "g1")
 	if err := db.FinishJob(first); err != nil {
 		t.Fatal(err)
 	}

@@ -251,11 +251,7 @@ func TestConfigErrorsNameEveryProblemAtOnce(t *testing.T) {
 			if strings.Count(out, "\n") != 1 {
 				t.Errorf("want one message, got: %s", out)
 			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("message lacks %q:\n%s", w, out)
-				}
-			}
+			mustContain(t, "message", out, tc.want...)
 			mustNotLeak(t, "message", out, testWebhookSecret, testBotToken, testSigning, "secret-key-material", "c2VjcmV0",
 				"xoxp-user-token-secret", "not-an-app-token-secret", "PRIVATE KEY")
 		})
