@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/clocktest"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -76,7 +77,7 @@ func TestGitHubTimeoutShowsFailureAndKeepsButtons(t *testing.T) {
 // never started.
 func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 	t.Helper()
-	h2 := &harness{t: t, dbPath: h.dbPath, db: h.db, gh: h.gh, slack: h.slack, reg: h.reg, logs: h.logs}
+	h2 := &harness{t: t, dbPath: h.dbPath, clock: h.clock, db: h.db, gh: h.gh, slack: h.slack, reg: h.reg, logs: h.logs}
 	client, _ := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL})
 	deps := bot.Deps{
 		Store: h.db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
@@ -84,6 +85,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 		SlackSigningSecret: signingSecret,
 		Metrics:            nil, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1,
+		Now:               h.clock.Now,
 	}
 	tune(&deps)
 	var err error
@@ -99,9 +101,8 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 }
 
 func TestAuthorizationIsCachedAMinute(t *testing.T) {
-	now := time.Now()
-	clock := func() time.Time { return now }
-	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Now = clock })
+	clock := clocktest.Frozen(clocktest.Epoch)
+	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Now = clock.Now })
 	h.start()
 	h.posted()
 	membership := "/orgs/github-ssh-authority/memberships/alice"
@@ -116,7 +117,7 @@ func TestAuthorizationIsCachedAMinute(t *testing.T) {
 	}
 	// Made an owner: the refusal holds until the cached verdict expires.
 	h.gh.SetMembership("github-ssh-authority", "alice", "admin", "active")
-	now = now.Add(61 * time.Second)
+	clock.Advance(61 * time.Second)
 	h.click("U0ALICE", bot.ActionApprove)
 	h.eventually("approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE>") })
 	if n := len(h.gh.CallsTo(http.MethodGet, membership)); n != 2 {
@@ -128,15 +129,25 @@ func TestInteractionQueueFullAnswers503(t *testing.T) {
 	h := newHarness(t, "", withApprovers)
 	h.start()
 	h.posted()
-	// Every GitHub check hangs, so the 8 interaction workers stay busy and
-	// clicks queue up, 256 at most.
-	h.gh.Fail(githubtest.Fault{Path: "/orgs/github-ssh-authority/memberships/", Status: http.StatusNotFound, Delay: 500 * time.Millisecond})
+	// GitHub holds every membership check until the test ends, so each of
+	// the 8 interaction workers stays on its first click.
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	membership := "/orgs/github-ssh-authority/memberships/"
+	h.gh.Fail(githubtest.Fault{Path: membership, Status: http.StatusNotFound, Hold: hold})
+	for range 8 {
+		if code := h.click("U0ALICE", bot.ActionApprove); code != http.StatusOK {
+			t.Fatalf("click answered %d with idle workers", code)
+		}
+	}
+	h.eventually("every worker busy", func() bool { return len(h.gh.CallsTo(http.MethodGet, membership+"alice")) == 8 })
+	// Now exactly 256 clicks wait in the queue, and the rest are refused.
 	codes := map[int]int{}
 	for range 300 {
 		codes[h.click("U0ALICE", bot.ActionApprove)]++
 	}
-	if codes[http.StatusOK] < 256 || codes[http.StatusOK] > 256+8 || codes[http.StatusOK]+codes[http.StatusServiceUnavailable] != 300 {
-		t.Errorf("answers = %v, want 256 to 264 accepted and the rest refused with 503", codes)
+	if codes[http.StatusOK] != 256 || codes[http.StatusServiceUnavailable] != 44 {
+		t.Errorf("answers = %v, want 256 accepted and 44 refused with 503", codes)
 	}
 }
 

@@ -61,10 +61,8 @@ func TestReconcileClosesCardsDecidedWhileDown(t *testing.T) {
 	h.stop = nil
 	// Decided in GitHub while patbot was down, and the webhook was lost.
 	h.gh.RemoveRequest("github-ssh-authority", 415440)
-	h2 := newHarnessWith(t, h, func(d *bot.Deps) {
-		withApprovers(d)
-		d.Now = func() time.Time { return time.Now().Add(3 * time.Minute) } // past the grace period
-	})
+	h.clock.Advance(3 * time.Minute) // past the grace period
+	h2 := newHarnessWith(t, h, withApprovers)
 	if got := h2.bot.Reconcile(context.Background()); got != 1 {
 		t.Fatalf("repaired %d, want 1", got)
 	}
@@ -96,7 +94,7 @@ func TestReconcileSettlesDecisionsLeftByAStop(t *testing.T) {
 			h.stop = nil
 			// A claim from before the stop: the review never got an answer.
 			_, err := h.db.UpdateRequest("github-ssh-authority", 415440, func(r *store.Request, _ bool) error {
-				d := &store.Decision{Action: "approve", Actor: "alice", SlackUser: "U0ALICE", At: time.Now().Add(-time.Minute), Source: store.SourceSlack}
+				d := &store.Decision{Action: "approve", Actor: "alice", SlackUser: "U0ALICE", At: h.clock.Now().Add(-time.Minute), Source: store.SourceSlack}
 				r.Decision, r.LastAttempt = d, d
 				r.SetState(store.StateDeciding, d.At.Add(-5*time.Minute), store.SourceSlack, "alice", "approve")
 				return nil

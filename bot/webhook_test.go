@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/clocktest"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -46,6 +47,7 @@ var policy = bot.Policy{
 type harness struct {
 	t      *testing.T
 	dbPath string
+	clock  *clocktest.Clock // the bot's and the store's
 	db     *store.DB
 	bot    *bot.Bot
 	gh     *githubtest.Server
@@ -111,27 +113,30 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "patbot.db")
 	}
-	db, err := store.Open(dbPath, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, dbPath: dbPath, db: db, gh: newGitHub(t), slack: slacktest.New(slackToken), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{t: t, dbPath: dbPath, clock: clocktest.New(clocktest.Epoch), gh: newGitHub(t), slack: slacktest.New(slackToken), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	t.Cleanup(h.slack.Close)
 	client, err := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	deps := bot.Deps{
-		Store: db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
+		GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
 		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 5 * time.Second}),
 		SlackSigningSecret: signingSecret,
 		Logger:             slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:            h.reg, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1, // reconcile_test.go turns it on
+		Now:               h.clock.Now,
 	}
 	if tune != nil {
 		tune(&deps)
 	}
+	// The store reads the same clock as the bot: one time for the test.
+	h.db, err = store.Open(dbPath, store.Options{Now: deps.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Store = h.db
 	h.bot, err = bot.New(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -636,11 +641,8 @@ func TestReadyOnlyWhileWorkersRun(t *testing.T) {
 }
 
 func TestDeliveryMarkersPrunedAfterRetention(t *testing.T) {
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	h := newHarness(t, "", func(d *bot.Deps) {
-		d.DeliveryRetention = 24 * time.Hour
-		d.Now = func() time.Time { return now }
-	})
+	h := newHarness(t, "", func(d *bot.Deps) { d.DeliveryRetention = 24 * time.Hour })
+	now := h.clock.Now()
 	for guid, age := range map[string]time.Duration{"old": 25 * time.Hour, "older": 72 * time.Hour, "recent": time.Hour} {
 		if _, _, err := h.db.AcceptDelivery(store.Delivery{ID: guid, ReceivedAt: now.Add(-age)}, nil); err != nil {
 			t.Fatal(err)
@@ -685,21 +687,18 @@ func TestShutdownDrainsJobsInProgress(t *testing.T) {
 }
 
 func TestFinishedRequestsAndAuditKeptForTheirRetention(t *testing.T) {
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	seed := func(h *harness) {
-		for id := range int64(2) {
-			if _, err := h.db.UpdateRequest("test-org", id+1, func(r *store.Request, _ bool) error { r.State = store.StateApproved; return nil }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// Appended in time order, as patbot appends them.
-		for _, age := range []time.Duration{3 * 365 * 24 * time.Hour, time.Hour} {
-			h.db.AppendAudit(store.AuditEvent{At: now.Add(-age), Kind: "decision", Org: "test-org"})
+	// With the default retentions (90 days, 2 years), what is recent stays.
+	h := newHarness(t, "", nil)
+	now := h.clock.Now()
+	for id := range int64(2) {
+		if _, err := h.db.UpdateRequest("test-org", id+1, func(r *store.Request, _ bool) error { r.State = store.StateApproved; return nil }); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// With the default retentions (90 days, 2 years), what is recent stays.
-	h := newHarness(t, "", func(d *bot.Deps) { d.Now = func() time.Time { return now } })
-	seed(h)
+	// Appended in time order, as patbot appends them.
+	for _, age := range []time.Duration{3 * 365 * 24 * time.Hour, time.Hour} {
+		h.db.AppendAudit(store.AuditEvent{At: now.Add(-age), Kind: "decision", Org: "test-org"})
+	}
 	h.start()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -714,12 +713,15 @@ func TestFinishedRequestsAndAuditKeptForTheirRetention(t *testing.T) {
 		t.Errorf("%d audit events kept, want the recent one", len(events))
 	}
 
-	// Past their retention they go.
-	h2 := newHarness(t, "", func(d *bot.Deps) {
-		d.Now = func() time.Time { return now.Add(91 * 24 * time.Hour) }
-		d.RequestRetention = 90 * 24 * time.Hour
-	})
-	seed(h2)
+	// 91 days later, past their retention, the records go; the audit
+	// event, within its 2 years, stays.
+	h.stop()
+	h.stop = nil
+	h.clock.Advance(91 * 24 * time.Hour)
+	h2 := newHarnessWith(t, h, func(d *bot.Deps) { d.RequestRetention = 90 * 24 * time.Hour })
 	h2.start()
 	h2.eventually("old records pruned", func() bool { reqs, _ := h2.db.Requests("test-org"); return len(reqs) == 0 })
+	if events, _ := h2.db.AuditEvents(store.AuditFilter{}); len(events) != 1 {
+		t.Errorf("%d audit events kept, want 1", len(events))
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/clocktest"
 	"github.com/patbot/patbot/github"
 )
 
@@ -19,13 +20,14 @@ import (
 // that asks it the time from inside the handler's receive (which it does
 // after the signature check, to stamp the delivery) until released.
 type heldClock struct {
+	clock   *clocktest.Clock
 	armed   atomic.Bool
 	reached chan struct{}
 	release chan struct{}
 }
 
 func newHeldClock() *heldClock {
-	return &heldClock{reached: make(chan struct{}), release: make(chan struct{})}
+	return &heldClock{clock: clocktest.New(clocktest.Epoch), reached: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (c *heldClock) now() time.Time {
@@ -33,7 +35,7 @@ func (c *heldClock) now() time.Time {
 		close(c.reached)
 		<-c.release
 	}
-	return time.Now()
+	return c.clock.Now()
 }
 
 func calledFrom(function string) bool {

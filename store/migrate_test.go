@@ -46,7 +46,7 @@ func writeV1(t *testing.T, path string, received time.Time) {
 
 func TestOpenMigratesSchema1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "patbot.db")
-	received := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	received := testEpoch.Add(-30 * 24 * time.Hour)
 	writeV1(t, path, received)
 
 	db := mustOpen(t, path)
@@ -86,8 +86,8 @@ func TestOpenMigratesSchema1(t *testing.T) {
 
 func TestReadOnlyRefusesUnmigratedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "patbot.db")
-	writeV1(t, path, time.Now())
-	if db, err := Open(path, Options{ReadOnly: true}); err == nil {
+	writeV1(t, path, testEpoch)
+	if db, err := Open(path, Options{ReadOnly: true, Now: fixedNow}); err == nil {
 		db.Close()
 		t.Fatal("read-only open of a schema 1 file succeeded")
 	}

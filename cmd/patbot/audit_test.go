@@ -16,7 +16,7 @@ import (
 
 func TestAuditExport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "patbot.db")
-	db, err := store.Open(path, store.Options{})
+	db, err := store.Open(path, store.Options{Now: func() time.Time { return time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@
 package githubtest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -91,7 +92,10 @@ type Fault struct {
 	Header     http.Header // extra headers, e.g. X-RateLimit-Remaining: 0
 	Message    string
 	Delay      time.Duration // wait before answering (for timeouts)
-	Times      int           // how many calls fail; 0 means every call
+	// Hold, when set, keeps the answer back until it is closed or the
+	// caller gives up: a test decides when GitHub answers, not a timer.
+	Hold  <-chan struct{}
+	Times int // how many calls fail; 0 means every call
 	// Body, when set, is the whole answer instead of an error document:
 	// garbage, a proxy's error page.
 	Body string
@@ -360,7 +364,7 @@ func (s *Server) routes() http.Handler {
 			writeError(rec, http.StatusNotFound, "githubtest: path outside "+Prefix+" (did the client drop its base URL?)")
 			return
 		}
-		if s.fault(rec, r.Method, path) {
+		if s.fault(r.Context(), rec, r.Method, path) {
 			return
 		}
 		r2 := r.Clone(withAuth(r.Context(), &call))
@@ -400,7 +404,7 @@ func (s *Server) convertManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 // fault answers with the first matching fault, if any.
-func (s *Server) fault(w http.ResponseWriter, method, path string) bool {
+func (s *Server) fault(ctx context.Context, w http.ResponseWriter, method, path string) bool {
 	s.mu.Lock()
 	var f *Fault
 	for i, x := range s.faults {
@@ -420,6 +424,13 @@ func (s *Server) fault(w http.ResponseWriter, method, path string) bool {
 		return false
 	}
 	time.Sleep(f.Delay)
+	if f.Hold != nil {
+		select {
+		case <-f.Hold:
+		case <-ctx.Done():
+			return true
+		}
+	}
 	for k, vs := range f.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)
