@@ -85,6 +85,14 @@ type Deps struct {
 	// SocketMode, when set, receives Slack's interactions and commands
 	// over Socket Mode instead of HTTP.
 	SocketMode *SocketModeConfig
+	// ResponseURLPrefixes are where patbot posts the answers Slack asks for
+	// through a response_url; any other URL is refused, so that a forged
+	// payload cannot make patbot post elsewhere. Each ends in "/". Default
+	// DefaultResponseURLPrefixes (GovSlack and tests name their own).
+	ResponseURLPrefixes []string
+	// SlackTransport carries the calls to response URLs (APIMetrics measures
+	// them as Slack calls); default http.DefaultTransport.
+	SlackTransport http.RoundTripper
 	// GitHubWebURL is where links on cards point: https://github.com, or a
 	// GitHub Enterprise Server host. Default https://github.com.
 	GitHubWebURL string
@@ -128,6 +136,9 @@ type Deps struct {
 	Now func() time.Time
 }
 
+// DefaultResponseURLPrefixes is where Slack's response URLs point.
+var DefaultResponseURLPrefixes = []string{"https://hooks.slack.com/"}
+
 // DefaultQueueSize is how many unfinished jobs intake accepts, by default,
 // before it answers 503.
 const DefaultQueueSize = 10_000
@@ -144,11 +155,13 @@ type Bot struct {
 	webURL        string
 	authz         *authorizer
 	cardLocks     cardLocks
-	// responseClient posts to Slack response URLs, with a timeout.
-	responseClient *http.Client
-	log            *slog.Logger
-	metrics        *metrics
-	now            func() time.Time
+	// responseClient posts to Slack response URLs, with a timeout and
+	// without following redirects; responsePrefixes are the URLs allowed.
+	responseClient   *http.Client
+	responsePrefixes []string
+	log              *slog.Logger
+	metrics          *metrics
+	now              func() time.Time
 
 	workers           int
 	taskWorkers       int
@@ -199,17 +212,27 @@ func New(d Deps) (*Bot, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if len(d.ResponseURLPrefixes) == 0 {
+		d.ResponseURLPrefixes = DefaultResponseURLPrefixes
+	}
+	for _, p := range d.ResponseURLPrefixes {
+		if !strings.HasSuffix(p, "/") {
+			return nil, fmt.Errorf("bot: response URL prefix %q must end in /", p)
+		}
+	}
 	b := &Bot{
-		store:             d.Store,
-		gh:                d.GitHub,
-		slack:             d.Slack,
-		policy:            d.Policy,
-		slackByLogin:      map[string]string{},
-		secret:            d.WebhookSecret,
-		signingSecret:     d.SlackSigningSecret,
-		webURL:            strings.TrimSuffix(d.GitHubWebURL, "/"),
-		authz:             newAuthorizer(d.GitHub, d.Now),
-		responseClient:    &http.Client{Timeout: 10 * time.Second},
+		store:         d.Store,
+		gh:            d.GitHub,
+		slack:         d.Slack,
+		policy:        d.Policy,
+		slackByLogin:  map[string]string{},
+		secret:        d.WebhookSecret,
+		signingSecret: d.SlackSigningSecret,
+		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
+		authz:         newAuthorizer(d.GitHub, d.Now),
+		responseClient: &http.Client{Timeout: 10 * time.Second, Transport: d.SlackTransport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		responsePrefixes:  d.ResponseURLPrefixes,
 		log:               d.Logger,
 		now:               d.Now,
 		workers:           orDefault(d.Workers, 4),

@@ -163,10 +163,35 @@ func (b *Bot) respond(ctx context.Context, responseURL string, msg *slack.Webhoo
 	if responseURL == "" {
 		return
 	}
+	if !b.allowedResponseURL(responseURL) {
+		b.log.Warn("response URL refused: not under an allowed prefix", "host", urlHost(responseURL))
+		b.metrics.slackRequests.WithLabelValues("response_url", "refused").Inc()
+		return
+	}
 	msg.ResponseType = slack.ResponseTypeEphemeral
 	msg.ReplaceOriginal = true
 	err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, b.responseClient, msg)
 	if err != nil {
 		b.log.Warn("cannot answer through the response URL", "err", err)
 	}
+}
+
+// allowedResponseURL reports whether u is under one of the allowed
+// prefixes. The prefixes end in "/", so that a host cannot be extended
+// (hooks.slack.com.example.net).
+func (b *Bot) allowedResponseURL(u string) bool {
+	for _, p := range b.responsePrefixes {
+		if strings.HasPrefix(u, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// urlHost is the host of u for logs: a response URL's path is a credential.
+func urlHost(u string) string {
+	if parsed, err := url.Parse(u); err == nil {
+		return parsed.Host
+	}
+	return ""
 }

@@ -38,7 +38,7 @@ func (h *harness) click(user, actionID string) int {
 	card := h.slack.Messages(cardChannel)[0]
 	form := slacktest.BlockActionPayload(user, cardChannel, card.TS, actionID, "github-ssh-authority/415440")
 	rec := httptest.NewRecorder()
-	h.bot.InteractionsHandler().ServeHTTP(rec, slacktest.SignedRequest(signingSecret, "/slack/interactions", time.Now(), form))
+	h.bot.InteractionsHandler().ServeHTTP(rec, slacktest.SignedRequest(signingSecret, "/slack/interactions", h.clock.Now(), form))
 	return rec.Code
 }
 
@@ -81,9 +81,10 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 	client, _ := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL})
 	deps := bot.Deps{
 		Store: h.db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
-		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
-		SlackSigningSecret: signingSecret,
-		Metrics:            nil, RetryBackoff: 10 * time.Millisecond,
+		Slack:               bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
+		SlackSigningSecret:  signingSecret,
+		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},
+		Metrics:             nil, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1,
 		Now:               h.clock.Now,
 	}

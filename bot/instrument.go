@@ -24,7 +24,7 @@ func NewAPIMetrics(reg prometheus.Registerer) (*APIMetrics, error) {
 	m := &APIMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patbot_api_requests_total",
-			Help: "Calls to Slack and GitHub by service, operation and HTTP status (0: no answer).",
+			Help: "Calls to Slack and GitHub by service, operation and HTTP status (error: no answer).",
 		}, []string{"service", "operation", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "patbot_api_request_seconds",
@@ -55,14 +55,14 @@ func (m *APIMetrics) Transport(service string, base http.RoundTripper) http.Roun
 		resp, err := base.RoundTrip(r)
 		op := operation(service, r)
 		m.latency.WithLabelValues(service, op).Observe(time.Since(start).Seconds())
-		status := 0
+		status := "error" // no answer: refused, timed out, cut off
 		if resp != nil {
-			status = resp.StatusCode
-			if status == http.StatusTooManyRequests || status == http.StatusForbidden && resp.Header.Get("X-Ratelimit-Remaining") == "0" {
+			status = strconv.Itoa(resp.StatusCode)
+			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden && resp.Header.Get("X-Ratelimit-Remaining") == "0" {
 				m.rateLimited.WithLabelValues(service).Inc()
 			}
 		}
-		m.requests.WithLabelValues(service, op, strconv.Itoa(status)).Inc()
+		m.requests.WithLabelValues(service, op, status).Inc()
 		return resp, err
 	})
 }
@@ -81,7 +81,12 @@ var (
 func operation(service string, r *http.Request) string {
 	path := r.URL.Path
 	if service == "slack" {
-		return path[strings.LastIndex(path, "/")+1:]
+		// Web API methods are named in the path; a response URL's path is
+		// a credential, and one label for them all.
+		if i := strings.LastIndex(path, "/api/"); i >= 0 {
+			return path[i+len("/api/"):]
+		}
+		return "response_url"
 	}
 	if i := strings.Index(path, "/orgs/"); i >= 0 {
 		path = path[i:]

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/clocktest"
@@ -121,10 +120,11 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	}
 	deps := bot.Deps{
 		GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
-		Slack:              bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 5 * time.Second}),
-		SlackSigningSecret: signingSecret,
-		Logger:             slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:            h.reg, RetryBackoff: 10 * time.Millisecond,
+		Slack:               bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 5 * time.Second}),
+		SlackSigningSecret:  signingSecret,
+		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},
+		Logger:              slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:             h.reg, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1, // reconcile_test.go turns it on
 		Now:               h.clock.Now,
 	}
@@ -215,30 +215,39 @@ func (h *harness) jobs() []uint64 {
 }
 
 func (h *harness) counter(event, action, outcome string) float64 {
-	return testutil.ToFloat64(mustCounter(h.t, h.reg, event, action, outcome))
+	return metricValue(h.t, h.reg, "patbot_webhooks_total", "event", event, "action", action, "outcome", outcome)
 }
 
-func mustCounter(t *testing.T, reg *prometheus.Registry, event, action, outcome string) prometheus.Collector {
+// metricValue is the value of the counter or gauge name with the given
+// label pairs, 0 when it has no such series.
+func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labelPairs ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "patbot_webhooks_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.Metric {
 			labels := map[string]string{}
 			for _, l := range m.Label {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["event"] == event && labels["action"] == action && labels["outcome"] == outcome {
-				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.Counter.GetValue() })
+			for i := 0; i+1 < len(labelPairs); i += 2 {
+				if labels[labelPairs[i]] != labelPairs[i+1] {
+					continue series
+				}
 			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
 		}
 	}
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
+	return 0
 }
 
 func fixture(t *testing.T, name string) []byte {

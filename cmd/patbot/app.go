@@ -71,12 +71,14 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 		GitHub: gh,
 		Slack: bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL,
 			Transport: api.Transport("slack", nil)}),
-		Policy:             cfg.Policy,
-		WebhookSecret:      cfg.WebhookSecret,
-		SlackSigningSecret: cfg.SlackSigningSecret,
-		GitHubWebURL:       cmp.Or(cfg.GitHubWebURL, github.WebURL(cfg.GitHubAPIURL)),
-		Logger:             log,
-		Metrics:            reg,
+		SlackTransport:      api.Transport("slack", nil),
+		ResponseURLPrefixes: cfg.SlackResponseURLPrefixes,
+		Policy:              cfg.Policy,
+		WebhookSecret:       cfg.WebhookSecret,
+		SlackSigningSecret:  cfg.SlackSigningSecret,
+		GitHubWebURL:        cmp.Or(cfg.GitHubWebURL, github.WebURL(cfg.GitHubAPIURL)),
+		Logger:              log,
+		Metrics:             reg,
 	}
 	deps.ReconcileInterval = cfg.ReconcileInterval
 	if cfg.ReconcileInterval == 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -36,6 +37,8 @@ type Config struct {
 	SlackSigningSecret string // secret
 	SlackAppToken      string // secret
 	SlackAPIURL        string
+	// SlackResponseURLPrefixes are the response URLs patbot answers through.
+	SlackResponseURLPrefixes []string
 
 	ConfigPath string
 	DBPath     string
@@ -171,6 +174,18 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 		cfg.SlackAPIURL = u.String()
 	}
 
+	cfg.SlackResponseURLPrefixes = bot.DefaultResponseURLPrefixes
+	if raw := env("SLACK_RESPONSE_URL_PREFIXES", ""); raw != "" {
+		cfg.SlackResponseURLPrefixes = nil
+		for _, p := range strings.Split(raw, ",") {
+			p = strings.TrimSpace(p)
+			if err := checkResponseURLPrefix(p); err != nil {
+				add("SLACK_RESPONSE_URL_PREFIXES: %q %v", p, err)
+			}
+			cfg.SlackResponseURLPrefixes = append(cfg.SlackResponseURLPrefixes, p)
+		}
+	}
+
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		add("listen address %q: %v", cfg.Addr, err)
 	}
@@ -194,6 +209,31 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 		return nil, &configError{problems}
 	}
 	return cfg, nil
+}
+
+// checkResponseURLPrefix accepts an https URL with a host, ending in "/"
+// (so that the host cannot be extended); http only on a loopback address.
+func checkResponseURLPrefix(p string) error {
+	u, err := url.Parse(p)
+	switch {
+	case err != nil || u.Host == "":
+		return errors.New("is not a URL")
+	case !strings.HasSuffix(p, "/"):
+		return errors.New("must end in /")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	}
+	return errors.New("must be https (http only on a loopback address)")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func describeFileError(err error) string {

@@ -94,6 +94,7 @@ func fakeEnv(t *testing.T, policy string, gh *githubtest.Server, sl *slacktest.S
 	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
 	env["GITHUB_API_URL"] = gh.URL
 	env["SLACK_API_URL"] = sl.URL
+	env["SLACK_RESPONSE_URL_PREFIXES"] = sl.ResponseURL("")
 	return env
 }
 
@@ -209,6 +210,13 @@ func TestConfigErrorsNameEveryProblemAtOnce(t *testing.T) {
 				env["GITHUB_APP_ID"] = "0"
 			},
 			want: []string{"GITHUB_APP_ID must be a positive integer"},
+		},
+		"response URL prefixes": {
+			change: func(env map[string]string) {
+				env["SLACK_RESPONSE_URL_PREFIXES"] = "https://hooks.slack.com, http://hooks.example.com/, https://hooks.slack-gov.com/, http://127.0.0.1:9/r/"
+			},
+			want: []string{`SLACK_RESPONSE_URL_PREFIXES: "https://hooks.slack.com" must end in /`,
+				`SLACK_RESPONSE_URL_PREFIXES: "http://hooks.example.com/" must be https (http only on a loopback address)`},
 		},
 		"unknown YAML key": {
 			policy: "orgs:\n  acme:\n    chanel: C0123456789\n",
