@@ -31,7 +31,9 @@ type authzEntry struct {
 
 // authorizer checks approvers against GitHub: an active org owner, or an
 // active member of one of the org's approver teams. Verdicts are cached for
-// authzTTL; errors are not.
+// authzTTL for read-only views (check); decisions and revocations ask GitHub
+// every time (verify), so that a demoted owner cannot decide on a stale
+// verdict. Errors are not cached.
 type authorizer struct {
 	gh  GitHub
 	now func() time.Time
@@ -44,19 +46,26 @@ func newAuthorizer(gh GitHub, now func() time.Time) *authorizer {
 	return &authorizer{gh: gh, now: now, cache: map[string]authzEntry{}}
 }
 
+// check answers from the cache when it can: for what only shows things.
 func (a *authorizer) check(ctx context.Context, org Org, login string) (verdict, error) {
-	key := strings.ToLower(org.Login + "/" + login)
-	now := a.now()
 	a.mu.Lock()
-	e, ok := a.cache[key]
+	e, ok := a.cache[authzKey(org, login)]
 	a.mu.Unlock()
-	if ok && now.Before(e.expires) {
+	if ok && a.now().Before(e.expires) {
 		return e.verdict, nil
 	}
+	return a.verify(ctx, org, login)
+}
+
+// verify asks GitHub, and caches the answer for check: for what changes
+// things (a decision, a revocation).
+func (a *authorizer) verify(ctx context.Context, org Org, login string) (verdict, error) {
 	v, err := a.ask(ctx, org, login)
 	if err != nil {
 		return verdict{}, err
 	}
+	now := a.now()
+	key := authzKey(org, login)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.cache) >= maxAuthzEntries {
@@ -103,3 +112,5 @@ func (a *authorizer) ask(ctx context.Context, org Org, login string) (verdict, e
 	}
 	return verdict{why: why}, nil
 }
+
+func authzKey(org Org, login string) string { return strings.ToLower(org.Login + "/" + login) }

@@ -37,8 +37,10 @@ type approver struct {
 
 // checkApprover decides whether d.slackUser may decide the request. It
 // returns the refusal to show the user, or "" with the approver. Every
-// refusal is recorded in the audit trail.
-func (b *Bot) checkApprover(ctx context.Context, d decisionRequest) (approver, string) {
+// refusal is recorded in the audit trail. GitHub is asked afresh (verify)
+// when the answer leads to a decision, and the cache may serve (check)
+// when it only shapes what the user sees.
+func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(context.Context, Org, string) (verdict, error)) (approver, string) {
 	refuse := func(detail, text string, login string) (approver, string) {
 		b.audit(store.AuditEvent{Kind: "refused", Org: d.org, RequestID: d.id, Action: d.action, Actor: login,
 			SlackUser: d.slackUser, Source: store.SourceSlack, Detail: detail})
@@ -65,7 +67,7 @@ func (b *Bot) checkApprover(ctx context.Context, d decisionRequest) (approver, s
 	if strings.EqualFold(login, r.Owner) {
 		return refuse("own request", "You cannot decide your own token request: another approver has to. Nothing was changed.", login)
 	}
-	v, err := b.authz.check(ctx, org, login)
+	v, err := ask(ctx, org, login)
 	if err != nil {
 		b.log.Warn("cannot check approver with GitHub", LogOrg, org.Login, LogActor, login, "err", err)
 		return refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was changed; try again in a minute.", describeGitHubError(err)), login)
@@ -113,7 +115,7 @@ func (b *Bot) alreadyText(r store.Request) string {
 // show the outcome. It runs after Slack has been acknowledged.
 func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	log := b.log.With(LogOrg, d.org, LogRequest, d.id, LogAction, d.action, "slack_user", d.slackUser)
-	who, refusal := b.checkApprover(ctx, d)
+	who, refusal := b.checkApprover(ctx, d, b.authz.verify)
 	if refusal != "" {
 		b.tell(ctx, d.channel, d.slackUser, refusal)
 		return

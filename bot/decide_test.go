@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,28 +102,46 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 	return h2
 }
 
-func TestAuthorizationIsCachedAMinute(t *testing.T) {
+// Read-only views trust a verdict for a minute; a decision or a revocation
+// asks GitHub every time, so that a demoted owner stops deciding at once.
+func TestAuthorizationCachedForViewsNotForDecisions(t *testing.T) {
 	clock := clocktest.Frozen(clocktest.Epoch)
 	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Now = clock.Now })
 	h.start()
 	h.posted()
 	membership := "/orgs/github-ssh-authority/memberships/alice"
-	// Two refused attempts while alice is not an owner: one GitHub check.
-	h.gh.SetMembership("github-ssh-authority", "alice", "member", "active")
+	checks := func() int { return len(h.gh.CallsTo(http.MethodGet, membership)) }
+
+	// Two listings within the minute: one GitHub check.
 	for i := range 2 {
-		h.click("U0ALICE", bot.ActionApprove)
-		h.eventually("refused", func() bool { return len(h.slack.Ephemerals("U0ALICE")) == i+1 })
+		h.command("U0ALICE", "requests", h.slack.ResponseURL(fmt.Sprint("r", i)))
+		h.eventually("listing answered", func() bool { return len(h.slack.Responses()) == i+1 })
 	}
-	if n := len(h.gh.CallsTo(http.MethodGet, membership)); n != 1 {
-		t.Fatalf("membership checked %d times, want 1", n)
+	if n := checks(); n != 1 {
+		t.Fatalf("membership checked %d times for two listings, want 1", n)
 	}
-	// Made an owner: the refusal holds until the cached verdict expires.
+	if !strings.Contains(h.slack.Responses()[1].Text(), "1 pending token request") {
+		t.Errorf("listing: %s", h.slack.Responses()[1].Text())
+	}
+
+	// Demoted while the owner verdict is cached: the click is refused.
+	h.gh.SetMembership("github-ssh-authority", "alice", "member", "active")
+	h.click("U0ALICE", bot.ActionApprove)
+	h.eventually("refused", func() bool { return len(h.slack.Ephemerals("U0ALICE")) == 1 })
+	if n := checks(); n != 2 {
+		t.Errorf("membership checked %d times, want 2 (the click asks GitHub)", n)
+	}
+	if _, reviewed := h.gh.Review("github-ssh-authority", 415440); reviewed {
+		t.Fatal("a demoted owner's approval reached GitHub")
+	}
+
+	// Made an owner again: the next click is taken at once, though a
+	// refusal was cached a moment ago.
 	h.gh.SetMembership("github-ssh-authority", "alice", "admin", "active")
-	clock.Advance(61 * time.Second)
 	h.click("U0ALICE", bot.ActionApprove)
 	h.eventually("approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE>") })
-	if n := len(h.gh.CallsTo(http.MethodGet, membership)); n != 2 {
-		t.Errorf("membership checked %d times, want 2", n)
+	if n := checks(); n != 3 {
+		t.Errorf("membership checked %d times, want 3", n)
 	}
 }
 

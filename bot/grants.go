@@ -355,7 +355,7 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeV
 		refuse("slack user not mapped", notLinked(viewer))
 		return
 	}
-	v, err := b.authz.check(ctx, org, login)
+	v, err := b.authz.verify(ctx, org, login) // never a cached verdict for a revocation
 	if err != nil {
 		refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was revoked.", describeGitHubError(err)))
 		return

@@ -209,7 +209,8 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 	}
 	viewID, hash := resp.ID, resp.Hash
 	return b.submit(func(ctx context.Context) {
-		_, refusal := b.checkApprover(ctx, decisionRequest{org: d.org, id: d.id, action: github.ActionDeny, slackUser: d.slackUser})
+		// Only shapes the dialog: submitting it verifies afresh.
+		_, refusal := b.checkApprover(ctx, decisionRequest{org: d.org, id: d.id, action: github.ActionDeny, slackUser: d.slackUser}, b.authz.check)
 		if refusal == "" {
 			return
 		}

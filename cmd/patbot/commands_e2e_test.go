@@ -348,3 +348,24 @@ func TestE2EPatGrantsShowsGitHubErrorsPlainly(t *testing.T) {
 		t.Errorf("answer = %q", text)
 	}
 }
+
+// A listing caches alice's owner verdict; demoted a moment later, her
+// Revoke is refused: a revocation asks GitHub afresh.
+func TestE2ERevokeByADemotedOwnerRefused(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	e.command("U0ALICE", "grants halain987", "r1")
+	value := revokeValueFor(t, e.response("r1", 1), "laptop")
+	e.gh.SetMembership(org, "alice", "member", "active")
+
+	click := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_revoke", value), e.slack.ResponseURL("r1"))
+	if code, _ := e.slackPost("/slack/interactions", click, time.Now(), testSigning); code != http.StatusOK {
+		t.Fatalf("revoke click: %d", code)
+	}
+	if text := e.response("r1", 2).Text(); !strings.Contains(text, "Only owners of github-ssh-authority") {
+		t.Errorf("demoted owner's revoke answered %q", text)
+	}
+	if calls := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-tokens/504"); len(calls) != 0 {
+		t.Fatalf("GitHub revoke calls: %+v", calls)
+	}
+}
