@@ -45,13 +45,6 @@ type cardView struct {
 	Now            time.Time
 }
 
-// escape makes text safe inside mrkdwn: Slack reads only &, < and > as
-// markup, and this is what stops <!channel>, <@U…> and links from being
-// injected by a token name or a reason.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
 // truncate cuts s to at most n characters, marking the cut.
 func truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
@@ -65,8 +58,10 @@ func mrkdwn(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
 }
 
+// plain is a plain-text object: Slack shows it as it is, so it needs no
+// escaping, only the cleaning of text shown inline.
 func plain(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.PlainTextType, text, true, false)
+	return slack.NewTextBlockObject(slack.PlainTextType, cleanText(text, false), true, false)
 }
 
 // slackDate renders t in each reader's time zone, with a UTC fallback.
@@ -205,7 +200,13 @@ func reasonText(reason string) string {
 	if reason == "" {
 		return "_no reason given_"
 	}
-	return ">" + strings.ReplaceAll(escape(truncate(reason, maxReasonShown)), "\n", "\n>")
+	return quote(reason)
+}
+
+// quote shows someone's words (a reason) as a mrkdwn quote, cut to
+// maxReasonShown.
+func quote(text string) string {
+	return ">" + strings.ReplaceAll(escapeLines(truncate(text, maxReasonShown)), "\n", "\n>")
 }
 
 func repositoriesText(r store.Request) string {
@@ -299,7 +300,7 @@ func (c cardView) status() string {
 		}
 		s := fmt.Sprintf("%s *%s*%s by %s · %s", emoji, verb, where, decider(d), slackDate(d.At))
 		if r.State == store.StateDenied && d.Reason != "" {
-			s += "\n>" + strings.ReplaceAll(escape(truncate(d.Reason, maxReasonShown)), "\n", "\n>")
+			s += "\n" + quote(d.Reason)
 		}
 		return s
 	case store.StateCancelled:

@@ -162,6 +162,65 @@ func TestCardEscapesRequesterText(t *testing.T) {
 	}
 }
 
+// A token name cannot reshape the card: a newline or a backtick would end
+// its code span and put the requester's formatting on a line of its own,
+// and bidi or zero-width controls would reorder or hide text. Every
+// surface that shows it (card, fallback, confirm dialog, DM) is clean.
+func TestCardLayoutCannotBeForged(t *testing.T) {
+	r := richRequest(t)
+	r.TokenName = "ci`\n*:white_check_mark: Approved by security*\r\n`x\u202egpj.exe\u200b\u2066"
+	r.Repositories = []string{"org/a`\nb"}
+	r.Reason = "line one\nline two \u202eevil"
+	r.PermissionsResult.Repository = map[string]string{"contents\n*x*": "write`"}
+	blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+	raw, _ := json.Marshal(blocks)
+	all := string(raw) + text
+	for _, bad := range []string{"\u202e", "\u200b", "\u2066", `\u202e`, `\u200b`, `\u2066`, "ci`", "`x", "a`"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("card carries %q", bad)
+		}
+	}
+	msg := slacktest.Message{Blocks: raw}
+	for _, line := range strings.Split(msg.Mrkdwn(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "*:white_check_mark:") {
+			t.Errorf("the token name started a line of its own: %q", line)
+		}
+	}
+	if !strings.Contains(msg.Mrkdwn(), "`ci *:white_check_mark: Approved by security*  xgpj.exe`") {
+		t.Errorf("token name not shown inline and whole:\n%s", msg.Mrkdwn())
+	}
+	if !strings.Contains(msg.Mrkdwn(), ">line one\n>line two evil") {
+		t.Errorf("a reason keeps its lines, quoted, without controls:\n%s", msg.Mrkdwn())
+	}
+	if strings.Contains(text, "\n") {
+		t.Errorf("fallback text has a line break: %q", text)
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct{ in, inline, lines string }{
+		{"plain", "plain", "plain"},
+		{"a\nb\r\nc\td", "a b  c d", "a\nb \nc d"},
+		{"`code`", "code", "`code`"},
+		{"abc\u202edef\u202c", "abcdef", "abcdef"},
+		{"\u2066\u2067\u2068\u2069\u200e\u200f\u061c", "", ""},
+		{"zero\u200bwidth\u200c\u200d\u2060\ufeff\u180e", "zerowidth", "zerowidth"},
+		{"sep\u2028ara\u2029tors\u0085", "sep ara tors ", "sep ara tors "},
+		{"bell\x07 nul\x00 del\x7f", "bell nul del", "bell nul del"},
+		{"émoji 🎉 ünïcode", "émoji 🎉 ünïcode", "émoji 🎉 ünïcode"},
+	} {
+		if got := cleanText(tc.in, false); got != tc.inline {
+			t.Errorf("inline %q = %q, want %q", tc.in, got, tc.inline)
+		}
+		if got := cleanText(tc.in, true); got != tc.lines {
+			t.Errorf("lines %q = %q, want %q", tc.in, got, tc.lines)
+		}
+	}
+	if got := escape("<!here>\n&`"); got != "&lt;!here&gt; &amp;" {
+		t.Errorf("escape = %q", got)
+	}
+}
+
 func TestCardStaysWithinSlackLimits(t *testing.T) {
 	r := richRequest(t)
 	r.TokenName = strings.Repeat("n", 5000)

@@ -243,7 +243,7 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	}
 	text := fmt.Sprintf("Your fine-grained token request “%s” for *%s* was %s by %s.", escape(tokenName(r)), escape(view.OrgLogin), verb, decider(r.Decision))
 	if r.State == store.StateDenied && r.Decision.Reason != "" {
-		text += "\n>" + strings.ReplaceAll(escape(truncate(r.Decision.Reason, maxReasonShown)), "\n", "\n>")
+		text += "\n" + quote(r.Decision.Reason)
 	}
 	text += fmt.Sprintf("\n<%s|Open in GitHub>", view.requestURL())
 	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
