@@ -99,6 +99,12 @@ type Deps struct {
 	Logger       *slog.Logger
 	Metrics      prometheus.Registerer
 
+	// SmallBodySlots and LargeBodyBudget bound the webhook bodies read
+	// before their signature is checked (see bodyBudget). Defaults
+	// DefaultSmallBodySlots and DefaultLargeBodyBudget.
+	SmallBodySlots  int
+	LargeBodyBudget int64
+
 	Workers   int // concurrent jobs; default 4
 	QueueSize int // unfinished jobs accepted before intake answers 503; default DefaultQueueSize
 	// InteractionWorkers run approvers' decisions after Slack is
@@ -183,6 +189,7 @@ type Bot struct {
 	running     atomic.Bool
 	retryTimers sync.WaitGroup
 	intake      *intakeGate
+	bodies      *bodyBudget
 	maxYield    time.Duration
 
 	socketMode      *SocketModeConfig
@@ -239,6 +246,7 @@ func New(d Deps) (*Bot, error) {
 		taskWorkers:       orDefault(d.InteractionWorkers, 8),
 		tasks:             make(chan func(context.Context), 256),
 		intake:            newIntakeGate(),
+		bodies:            newBodyBudget(orDefault(d.SmallBodySlots, DefaultSmallBodySlots), orDefault(d.LargeBodyBudget, DefaultLargeBodyBudget)),
 		socketMode:        d.SocketMode,
 		reconcileInterval: d.ReconcileInterval,
 		jobTimeout:        orDefault(d.JobTimeout, 60*time.Second),
@@ -282,7 +290,7 @@ func New(d Deps) (*Bot, error) {
 	return b, nil
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
+func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}

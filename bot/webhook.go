@@ -20,6 +20,7 @@ const (
 	outcomeBadSignature  = "bad_signature"
 	outcomeMalformed     = "malformed"
 	outcomeTooLarge      = "too_large"
+	outcomeOverBudget    = "over_budget"
 	outcomeQueueFull     = "queue_full"
 	outcomeStoreError    = "store_error"
 	outcomePing          = "ping"
@@ -75,21 +76,43 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 
 // receive verifies, parses and records one delivery.
 func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, in *intake) {
-	body, err := readBody(w, r)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			in.set(http.StatusRequestEntityTooLarge, outcomeTooLarge, "payload too large", slog.LevelWarn, "webhook rejected: body over GitHub's 25 MiB cap")
-			return
-		}
-		in.set(http.StatusBadRequest, outcomeMalformed, "cannot read body", slog.LevelWarn, "webhook rejected: cannot read body", slog.Any("err", err))
+	if r.ContentLength > github.MaxPayloadBytes {
+		in.set(http.StatusRequestEntityTooLarge, outcomeTooLarge, "payload too large", slog.LevelWarn, "webhook rejected: body over GitHub's 25 MiB cap")
 		return
 	}
-	// Nothing else is looked at before the signature holds.
-	if err := github.VerifySignature(b.secret, body, r.Header.Get(github.HeaderSignature)); err != nil {
-		in.set(http.StatusUnauthorized, outcomeBadSignature, "invalid signature", slog.LevelWarn, "webhook rejected",
-			slog.Any("err", err), slog.String(LogEvent, in.event), slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)))
-		return
+	signature := r.Header.Get(github.HeaderSignature)
+	var body []byte
+	if in.event == github.EventPATRequest {
+		// Its content is needed: read it whole, within the budget for
+		// bodies nobody has authenticated yet.
+		limit, release, err := b.bodies.acquire(r.Context(), r.ContentLength, github.MaxPayloadBytes)
+		if err != nil {
+			in.set(http.StatusServiceUnavailable, outcomeOverBudget, "too many large requests at once, try again", slog.LevelWarn,
+				"webhook refused: unauthenticated bodies over budget", slog.Any("err", err), slog.String("remote", r.RemoteAddr), slog.Int64("bytes", r.ContentLength))
+			return
+		}
+		defer release()
+		if body, err = readBody(w, r, limit); err != nil {
+			b.readFailed(in, err)
+			return
+		}
+		err = github.VerifySignature(b.secret, body, signature)
+		if err != nil {
+			b.badSignature(in, r, err, int64(len(body)))
+			return
+		}
+	} else {
+		// Only the signature matters: check it as the body streams past,
+		// holding none of it.
+		n, err := github.VerifySignatureReader(b.secret, http.MaxBytesReader(w, r.Body, github.MaxPayloadBytes), signature)
+		switch {
+		case errors.Is(err, github.ErrBadSignature) || errors.Is(err, github.ErrNoSignature):
+			b.badSignature(in, r, err, n)
+			return
+		case err != nil:
+			b.readFailed(in, err)
+			return
+		}
 	}
 	in.attrs = append(in.attrs, slog.String(LogEvent, in.event))
 	// Signed deliveries hold jobs back while they are handled; unsigned
@@ -166,16 +189,36 @@ func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, i
 	}
 }
 
-// readBody reads a webhook body up to GitHub's cap, in one allocation when
-// the sender says how long it is. The length is not trusted further than
-// maxPresizedBody before the signature is checked.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readFailed answers a body that could not be read.
+func (b *Bot) readFailed(in *intake, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		in.set(http.StatusRequestEntityTooLarge, outcomeTooLarge, "payload too large", slog.LevelWarn, "webhook rejected: body over GitHub's 25 MiB cap")
+		return
+	}
+	in.set(http.StatusBadRequest, outcomeMalformed, "cannot read body", slog.LevelWarn, "webhook rejected: cannot read body", slog.Any("err", err))
+}
+
+// badSignature answers a delivery whose signature does not hold. Nothing
+// else about it is looked at.
+func (b *Bot) badSignature(in *intake, r *http.Request, err error, n int64) {
+	in.set(http.StatusUnauthorized, outcomeBadSignature, "invalid signature", slog.LevelWarn, "webhook rejected",
+		slog.Any("err", err), slog.String(LogEvent, in.event), slog.String("remote", r.RemoteAddr), slog.Int64("bytes", n))
+}
+
+// readBody reads a webhook body of up to limit bytes (-1: GitHub's cap),
+// in one allocation when the sender says how long it is. The length is not
+// trusted further than maxPresizedBody before the signature is checked.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if limit < 0 {
+		limit = github.MaxPayloadBytes
+	}
 	size := 0
 	if r.ContentLength > 0 {
 		size = int(min(r.ContentLength, maxPresizedBody))
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // ReadFrom wants MinRead spare to see EOF
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, github.MaxPayloadBytes))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	return buf.Bytes(), err
 }
 

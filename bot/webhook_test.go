@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -733,4 +734,84 @@ func TestFinishedRequestsAndAuditKeptForTheirRetention(t *testing.T) {
 	if events, _ := h2.db.AuditEvents(store.AuditFilter{}); len(events) != 1 {
 		t.Errorf("%d audit events kept, want 1", len(events))
 	}
+}
+
+// Unsigned bodies cannot make patbot hold unbounded memory: large ones
+// share a budget and past it are refused at once, while small signed
+// deliveries are still taken.
+func TestUnsignedLargeBodiesShareABudget(t *testing.T) {
+	h := newHarness(t, "", func(d *bot.Deps) { d.LargeBodyBudget = 3 << 20 })
+	h.start()
+	const size = 2 << 20
+	post := func(body io.Reader, event string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/github/webhook", body)
+		req.ContentLength = size
+		req.Header.Set(github.HeaderEvent, event)
+		req.Header.Set(github.HeaderDelivery, "x")
+		req.Header.Set(github.HeaderSignature, "sha256="+strings.Repeat("0", 64))
+		rec := httptest.NewRecorder()
+		h.bot.WebhookHandler().ServeHTTP(rec, req)
+		return rec
+	}
+	// The first is being read (the sender is slow): it holds 2 MiB.
+	pr, pw := io.Pipe()
+	first := make(chan int)
+	go func() { first <- post(pr, github.EventPATRequest).Code }()
+	if _, err := pw.Write(make([]byte, 1<<20)); err != nil { // the handler has begun reading
+		t.Fatal(err)
+	}
+	// The second does not fit: refused without reading a byte.
+	unread := &countingReader{r: bytes.NewReader(make([]byte, size))}
+	if rec := post(unread, github.EventPATRequest); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("second large body answered %d, want 503", rec.Code)
+	}
+	if unread.n != 0 {
+		t.Errorf("%d bytes of the refused body read", unread.n)
+	}
+	// A body whose content patbot does not need is checked as it streams,
+	// within no budget.
+	if rec := post(bytes.NewReader(make([]byte, size)), "push"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("unsigned push answered %d, want 401", rec.Code)
+	}
+	// GitHub's real, small deliveries go on.
+	if rec := h.deliver(github.EventPATRequest, "signed", fixture(t, "personal_access_token_request.created.json")); rec.Code != http.StatusAccepted {
+		t.Fatalf("signed delivery answered %d during the flood", rec.Code)
+	}
+	pw.Write(make([]byte, 1<<20))
+	pw.Close()
+	if code := <-first; code != http.StatusUnauthorized {
+		t.Fatalf("first answered %d, want 401", code)
+	}
+	// Its budget is back.
+	if rec := post(bytes.NewReader(make([]byte, size)), github.EventPATRequest); rec.Code != http.StatusUnauthorized {
+		t.Errorf("large body after the budget was freed answered %d, want 401", rec.Code)
+	}
+	if got := h.counter(github.EventPATRequest, "other", "over_budget"); got != 1 {
+		t.Errorf("over_budget counted %v times, want 1", got)
+	}
+}
+
+// A declared length over GitHub's cap is refused before reading.
+func TestOversizedBodyRefusedUnread(t *testing.T) {
+	h := newHarness(t, "", nil)
+	unread := &countingReader{r: strings.NewReader("{}")}
+	req := httptest.NewRequest(http.MethodPost, "/github/webhook", unread)
+	req.ContentLength = github.MaxPayloadBytes + 1
+	req.Header.Set(github.HeaderEvent, github.EventPATRequest)
+	rec := httptest.NewRecorder()
+	h.bot.WebhookHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || unread.n != 0 {
+		t.Errorf("answered %d after reading %d bytes; want 413 unread", rec.Code, unread.n)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
