@@ -99,10 +99,10 @@ type Deps struct {
 	Logger       *slog.Logger
 	Metrics      prometheus.Registerer
 
-	// SmallBodySlots and LargeBodyBudget bound the webhook bodies read
-	// before their signature is checked (see bodyBudget). Defaults
-	// DefaultSmallBodySlots and DefaultLargeBodyBudget.
-	SmallBodySlots  int
+	// SmallBodyBudget and LargeBodyBudget bound, in bytes, the webhook
+	// bodies read before their signature is checked (see bodyBudget).
+	// Defaults DefaultSmallBodyBudget and DefaultLargeBodyBudget.
+	SmallBodyBudget int64
 	LargeBodyBudget int64
 
 	Workers   int // concurrent jobs; default 4
@@ -246,7 +246,7 @@ func New(d Deps) (*Bot, error) {
 		taskWorkers:       orDefault(d.InteractionWorkers, 8),
 		tasks:             make(chan func(context.Context), 256),
 		intake:            newIntakeGate(),
-		bodies:            newBodyBudget(orDefault(d.SmallBodySlots, DefaultSmallBodySlots), orDefault(d.LargeBodyBudget, DefaultLargeBodyBudget)),
+		bodies:            newBodyBudget(orDefault(d.SmallBodyBudget, DefaultSmallBodyBudget), orDefault(d.LargeBodyBudget, DefaultLargeBodyBudget)),
 		socketMode:        d.SocketMode,
 		reconcileInterval: d.ReconcileInterval,
 		jobTimeout:        orDefault(d.JobTimeout, 60*time.Second),

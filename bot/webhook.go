@@ -206,22 +206,16 @@ func (b *Bot) badSignature(in *intake, r *http.Request, err error, n int64) {
 		slog.Any("err", err), slog.String(LogEvent, in.event), slog.String("remote", r.RemoteAddr), slog.Int64("bytes", n))
 }
 
-// readBody reads a webhook body of up to limit bytes (-1: GitHub's cap),
-// in one allocation when the sender says how long it is. The length is not
-// trusted further than maxPresizedBody before the signature is checked.
+// readBody reads a webhook body of up to limit bytes, which the budget
+// has reserved, in one allocation when the sender says how long it is: a
+// buffer grown by doubling would allocate twice the body.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if limit < 0 {
-		limit = github.MaxPayloadBytes
-	}
 	size := 0
 	if r.ContentLength > 0 {
-		size = int(min(r.ContentLength, maxPresizedBody))
+		size = int(min(r.ContentLength, limit))
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // ReadFrom wants MinRead spare to see EOF
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	return buf.Bytes(), err
 }
 
-// maxPresizedBody bounds the buffer allocated on the word of a
-// Content-Length header: real deliveries are a few KiB.
-const maxPresizedBody = 64 << 10

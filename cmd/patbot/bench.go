@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,9 @@ import (
 type benchOptions struct {
 	n, concurrency, rounds, samples int
 	binary                          string
+
+	flood                              bool
+	floodPosts, floodSize, floodSigned int
 }
 
 // bench is the load tool: it runs patbot serve as a child process against
@@ -46,6 +50,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	exe, _ := os.Executable()
 	fs.StringVar(&o.binary, "binary", exe, "the patbot binary to measure")
 	baselineAddr := fs.String("baseline-server", "", "serve the baseline receiver on this address (used by bench itself)")
+	fs.BoolVar(&o.flood, "flood", false, "instead: flood patbot with large unsigned webhooks while signed ones arrive from another address, and measure its memory")
+	fs.IntVar(&o.floodPosts, "flood-posts", 256, "with -flood: unsigned posts in all, -c at a time")
+	fs.IntVar(&o.floodSize, "flood-size", 25<<20, "with -flood: bytes in each unsigned post")
+	fs.IntVar(&o.floodSigned, "flood-signed", 100, "with -flood: signed webhooks sent during the flood")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -59,6 +67,21 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		go func() { <-ctx.Done(); srv.Close() }()
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintf(stderr, "patbot bench: baseline: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	if o.flood {
+		if o.floodPosts < 1 || o.floodSize < 1 || o.floodSigned < 1 || o.concurrency < 1 {
+			fmt.Fprintln(stderr, "patbot bench: -flood-posts, -flood-size, -flood-signed and -c must be at least 1")
+			return exitUsage
+		}
+		ok, err := runFlood(ctx, o, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "patbot bench: %v\n", err)
+			return exitFailed
+		}
+		if !ok {
 			return exitFailed
 		}
 		return exitOK
@@ -99,66 +122,115 @@ func (l latencies) pct(p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) {
-	total := o.n + o.samples
-	gh, err := githubtest.New(githubtest.Options{})
-	if err != nil {
-		return false, err
+// benchRig is patbot serve, a child process, against fakes of GitHub and
+// Slack in this process, with requests pending in GitHub.
+type benchRig struct {
+	gh              *githubtest.Server
+	sl              *slacktest.Server
+	child           *exec.Cmd
+	dir             string
+	patbot          string // base URL
+	secret, signing string
+	client          *http.Client
+}
+
+// startBenchRig starts patbot with requests pending requests (IDs from
+// 10,000) and waits until it is ready. Close stops everything.
+func startBenchRig(ctx context.Context, binary string, requests, concurrency int) (*benchRig, error) {
+	rig := &benchRig{secret: randomSecret(), signing: randomSecret()}
+	var err error
+	if rig.gh, err = githubtest.New(githubtest.Options{}); err != nil {
+		return nil, err
 	}
-	defer gh.Close()
-	gh.AddOrg(benchOrg, 1)
-	gh.SetMembership(benchOrg, "alice", "admin", "active")
-	for i := range total {
+	rig.gh.AddOrg(benchOrg, 1)
+	rig.gh.SetMembership(benchOrg, "alice", "admin", "active")
+	for i := range requests {
 		id := int64(10_000 + i)
-		gh.AddRequest(benchOrg, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprintf("dev%d", id), ID: id},
+		rig.gh.AddRequest(benchOrg, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprintf("dev%d", id), ID: id},
 			TokenID: id, TokenName: fmt.Sprintf("token-%d", id), Reason: "benchmark", RepositorySelection: "all"})
 	}
-	sl := slacktest.New("xoxb-bench")
-	defer sl.Close()
-
-	dir, err := os.MkdirTemp("", "patbot-bench-")
-	if err != nil {
-		return false, err
+	rig.sl = slacktest.New("xoxb-bench")
+	if rig.dir, err = os.MkdirTemp("", "patbot-bench-"); err != nil {
+		rig.Close()
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	secret, signing := randomSecret(), randomSecret()
 	write := func(name, content string) string {
-		path := filepath.Join(dir, name)
+		path := filepath.Join(rig.dir, name)
 		os.WriteFile(path, []byte(content), 0o600)
 		return path
 	}
 	addr, err := freeLocalAddr()
 	if err != nil {
-		return false, err
+		rig.Close()
+		return nil, err
 	}
 	env := []string{
-		"GITHUB_APP_ID=" + strconv.FormatInt(gh.AppID, 10), "GITHUB_APP_PRIVATE_KEY_FILE=" + write("app.pem", string(gh.PrivateKeyPEM)),
-		"GITHUB_WEBHOOK_SECRET=" + secret, "GITHUB_API_URL=" + gh.URL, "SLACK_BOT_TOKEN=xoxb-bench", "SLACK_SIGNING_SECRET=" + signing,
-		"SLACK_API_URL=" + sl.URL, "PATBOT_ADDR=" + addr, "PATBOT_DB=" + filepath.Join(dir, "patbot.db"), "PATBOT_RECONCILE_INTERVAL=0",
+		"GITHUB_APP_ID=" + strconv.FormatInt(rig.gh.AppID, 10), "GITHUB_APP_PRIVATE_KEY_FILE=" + write("app.pem", string(rig.gh.PrivateKeyPEM)),
+		"GITHUB_WEBHOOK_SECRET=" + rig.secret, "GITHUB_API_URL=" + rig.gh.URL, "SLACK_BOT_TOKEN=xoxb-bench", "SLACK_SIGNING_SECRET=" + rig.signing,
+		"SLACK_API_URL=" + rig.sl.URL, "PATBOT_ADDR=" + addr, "PATBOT_DB=" + filepath.Join(rig.dir, "patbot.db"), "PATBOT_RECONCILE_INTERVAL=0",
 		"PATBOT_CONFIG=" + write("patbot.yaml", "orgs:\n  acme: {channel: "+benchChannel+"}\nusers: {U0ALICE: alice}\n"),
 	}
-	logFile, err := os.Create(filepath.Join(dir, "patbot.log"))
+	logFile, err := os.Create(filepath.Join(rig.dir, "patbot.log"))
 	if err != nil {
-		return false, err
+		rig.Close()
+		return nil, err
 	}
-	defer logFile.Close()
-	child := exec.Command(o.binary, "serve")
-	child.Env, child.Stdout, child.Stderr = env, logFile, logFile
-	if err := child.Start(); err != nil {
-		return false, fmt.Errorf("start %s: %w", o.binary, err)
+	defer logFile.Close() // the child has its own descriptor
+	rig.child = exec.Command(binary, "serve")
+	rig.child.Env, rig.child.Stdout, rig.child.Stderr = env, logFile, logFile
+	if err := rig.child.Start(); err != nil {
+		rig.child = nil
+		rig.Close()
+		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	defer func() { child.Process.Kill(); child.Wait() }()
-	patbot := "http://" + addr
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	rig.patbot = "http://" + addr
+	rig.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}}
 	if err := waitUntil(ctx, func() bool {
-		resp, err := client.Get(patbot + "/readyz")
+		resp, err := rig.client.Get(rig.patbot + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	}); err != nil {
-		return false, fmt.Errorf("patbot did not become ready: %w", err)
+		rig.Close()
+		return nil, fmt.Errorf("patbot did not become ready: %w", err)
 	}
+	return rig, nil
+}
+
+// stop asks patbot to stop and waits for it.
+func (rig *benchRig) stop() {
+	if rig.child != nil {
+		rig.child.Process.Signal(os.Interrupt)
+		rig.child.Wait()
+		rig.child = nil
+	}
+}
+
+func (rig *benchRig) Close() {
+	if rig.child != nil {
+		rig.child.Process.Kill()
+		rig.child.Wait()
+	}
+	if rig.sl != nil {
+		rig.sl.Close()
+	}
+	if rig.gh != nil {
+		rig.gh.Close()
+	}
+	if rig.dir != "" {
+		os.RemoveAll(rig.dir)
+	}
+}
+
+func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) {
+	total := o.n + o.samples
+	rig, err := startBenchRig(ctx, o.binary, total, o.concurrency)
+	if err != nil {
+		return false, err
+	}
+	defer rig.Close()
+	gh, sl, child, dir, patbot, secret, signing, client := rig.gh, rig.sl, rig.child, rig.dir, rig.patbot, rig.secret, rig.signing, rig.client
 
 	baselineAddr, err := freeLocalAddr()
 	if err != nil {
@@ -308,8 +380,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	fmt.Fprintf(out, "%-34s %10s %10s   target p99 ≤ 25 ms %s\n\n", "click → review sent to GitHub", ms(toReview.pct(.5)), ms(toReview.pct(.99)), okMark(toReview.pct(.99) <= 25*time.Millisecond))
 
 	rss := peakRSS(child.Process.Pid)
-	child.Process.Signal(os.Interrupt)
-	child.Wait()
+	rig.stop()
 	fi, err := os.Stat(filepath.Join(dir, "patbot.db"))
 	if err != nil {
 		return false, err
@@ -327,6 +398,104 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	}
 	fmt.Fprintf(out, "%-34s %10d        want %d, one each %s\n", "cards posted", len(sl.Messages(benchChannel)), total, okMark(exact))
 	return exact, nil
+}
+
+// runFlood sends -flood-posts unsigned webhooks of -flood-size bytes, -c
+// at a time, claiming to be personal_access_token_request deliveries (whose
+// bodies patbot must read whole), while -flood-signed real, signed
+// deliveries arrive one at a time from another loopback address. It
+// reports how the flood was answered, whether every signed delivery was
+// accepted and carded, and patbot's peak memory.
+func runFlood(ctx context.Context, o benchOptions, out io.Writer) (bool, error) {
+	rig, err := startBenchRig(ctx, o.binary, o.floodSigned, o.concurrency)
+	if err != nil {
+		return false, err
+	}
+	defer rig.Close()
+	fmt.Fprintf(out, "patbot bench -flood: %d unsigned posts of %.1f MiB, %d at a time, while %d signed webhooks arrive from 127.0.0.2\n\n",
+		o.floodPosts, float64(o.floodSize)/(1<<20), o.concurrency, o.floodSigned)
+
+	junk := bytes.Repeat([]byte("x"), o.floodSize)
+	floodClient := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxConnsPerHost: o.concurrency, MaxIdleConnsPerHost: o.concurrency}}
+	signedClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}).DialContext}}
+
+	var mu sync.Mutex
+	answers := map[string]int{}
+	count := func(code int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			answers["error"]++
+			return
+		}
+		answers[strconv.Itoa(code)]++
+	}
+	floodDone := make(chan struct{})
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range o.concurrency {
+		wg.Go(func() {
+			for range work {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, rig.patbot+"/github/webhook", bytes.NewReader(junk))
+				if err != nil {
+					count(0, err)
+					continue
+				}
+				req.Header.Set(github.HeaderEvent, github.EventPATRequest)
+				req.Header.Set(github.HeaderDelivery, deliveryGUID())
+				req.Header.Set(github.HeaderSignature, "sha256="+strings.Repeat("0", 64))
+				resp, err := floodClient.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					count(resp.StatusCode, nil)
+				} else {
+					count(0, err)
+				}
+			}
+		})
+	}
+	go func() {
+		for i := range o.floodPosts {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		close(floodDone)
+	}()
+
+	accepted := 0
+	for i := range o.floodSigned {
+		code, err := postSigned(ctx, signedClient, rig.patbot, newSignedWebhook(rig.secret, int64(10_000+i)))
+		if err == nil && code == http.StatusAccepted {
+			accepted++
+		}
+	}
+	select {
+	case <-floodDone:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	waitUntil(wctx, func() bool { return rig.sl.Count(benchChannel) >= o.floodSigned })
+	rss := peakRSS(rig.child.Process.Pid)
+	rig.stop()
+
+	okMark := func(ok bool) string { return map[bool]string{true: "✓", false: "✗"}[ok] }
+	codes := slices.Sorted(maps.Keys(answers))
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%s: %d", c, answers[c]))
+	}
+	refusedAll := answers["202"] == 0 && answers["200"] == 0
+	cards := len(cardsByRequest(rig.sl, benchChannel))
+	fmt.Fprintf(out, "%-34s %s   (401 read and refused, 503 refused unread) %s\n", "unsigned posts answered", strings.Join(parts, ", "), okMark(refusedAll))
+	fmt.Fprintf(out, "%-34s %d of %d %s\n", "signed webhooks accepted", accepted, o.floodSigned, okMark(accepted == o.floodSigned))
+	fmt.Fprintf(out, "%-34s %d of %d %s\n", "cards posted", cards, o.floodSigned, okMark(cards == o.floodSigned))
+	fmt.Fprintf(out, "%-34s %.1f MB   target < 100 MB %s\n", "peak RSS of patbot", float64(rss)/(1<<20), okMark(rss > 0 && rss < 100<<20))
+	return refusedAll && accepted == o.floodSigned && cards == o.floodSigned && rss > 0 && rss < 100<<20, nil
 }
 
 // cardsByRequest maps each card in channel to the request its metadata
