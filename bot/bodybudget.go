@@ -47,7 +47,7 @@ func newBodyBudget(small, large int64) *bodyBudget {
 // once the body is no longer referenced.
 func (bb *bodyBudget) acquire(ctx context.Context, size, largest int64) (limit int64, release func(), err error) {
 	if size >= 0 && size <= SmallBodyBytes {
-		n := max(size, 1) // an empty body holds a buffer too
+		n := max(size, 1)            // an empty body holds a buffer too
 		if !bb.small.TryAcquire(n) { // room now wins over an ended ctx
 			if err := bb.small.Acquire(ctx, n); err != nil {
 				return 0, nil, err

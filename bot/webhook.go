@@ -218,4 +218,3 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	return buf.Bytes(), err
 }
-
