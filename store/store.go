@@ -92,17 +92,24 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
+	switch fi, err := os.Stat(path); {
+	case err != nil && (opts.ReadOnly || !errors.Is(err, os.ErrNotExist)):
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	case err == nil && fi.Size() == 0:
+		// bbolt would make an empty file a new database: every record
+		// lost, and patbot would look healthy.
+		return nil, damaged(path, errors.New("the file is empty (0 bytes)"))
+	case err == nil:
+		if err := probe(path, opts.LockTimeout); err != nil {
+			return nil, err
 		}
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	b, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, damaged(path, err)
 	}
 	db := &DB{bolt: b, now: opts.Now, seen: &deliveryIndex{guids: map[string]int64{}}, uncommitted: map[string]int64{},
 		writes: make(chan *write, maxGroup), closing: make(chan struct{}), committerDone: make(chan struct{})}
@@ -120,6 +127,63 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	go db.commitLoop()
 	return db, nil
+}
+
+// ErrDamaged is returned by Open for a file that is not a readable patbot
+// database. patbot never overwrites such a file.
+var ErrDamaged = errors.New("damaged database")
+
+// damaged says what is wrong with the file at path and what to do.
+func damaged(path string, why error) error {
+	return fmt.Errorf("store: %s cannot be read (%v): %w. patbot does not overwrite a file it cannot read: "+
+		"restore it from a backup, or move it aside to start with an empty store (its history is then lost)", path, why, ErrDamaged)
+}
+
+// openBolt opens the file, turning a panic on a damaged file into an error.
+// (A panic leaves the file mapped and locked: Open reads a file once
+// read-only, which panics less and cleans up, before opening it to write.)
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// probe opens an existing file read-only and reads all of it, to refuse a
+// damaged file before anything writes to it.
+func probe(path string, lockTimeout time.Duration) error {
+	b, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("store: open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return damaged(path, err)
+	}
+	err = checkPages(b)
+	b.Close()
+	if err != nil {
+		return damaged(path, err)
+	}
+	return nil
+}
+
+// checkPages reads every page of the file once, so that damage is found
+// at start, where it can be reported, and not by a panic in the middle of
+// work. It takes a moment per hundred megabytes.
+func checkPages(b *bolt.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return b.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
 }
 
 // init creates the buckets, migrates an older layout and loads the
