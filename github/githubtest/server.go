@@ -51,12 +51,16 @@ type Server struct {
 	srv *httptest.Server
 	key *rsa.PrivateKey
 
+	// callsMu guards calls apart from the state's mu: a call is completed
+	// while its handler may hold mu.
+	callsMu sync.Mutex
+	calls   []Call
+
 	mu       sync.Mutex
 	tokenTTL time.Duration
 	orgs     map[string]*org // lower-case login
 	tokens   map[string]issuedToken
 	issued   int
-	calls    []Call
 	faults   []*Fault
 	nextID   int64
 	codes    map[string]bool // manifest codes not yet converted
@@ -289,8 +293,8 @@ func (s *Server) Fail(f Fault) {
 
 // Calls returns every call received so far.
 func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
 	return slices.Clone(s.calls)
 }
 
@@ -350,15 +354,20 @@ func (s *Server) routes() http.Handler {
 		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok, At: time.Now()}
 		// Recorded on arrival, so that calls still being answered count;
 		// the status and credentials are filled in when it is answered.
-		s.mu.Lock()
+		s.callsMu.Lock()
 		s.calls = append(s.calls, call)
 		index := len(s.calls) - 1
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			s.calls[index].Status = rec.status
+		s.callsMu.Unlock()
+		rec.sent = func(status int) {
+			s.callsMu.Lock()
+			s.calls[index].Status = status
 			s.calls[index].Auth, s.calls[index].InstallationID = call.Auth, call.InstallationID
-			s.mu.Unlock()
+			s.callsMu.Unlock()
+		}
+		defer func() {
+			if rec.sent != nil { // nothing written: net/http answers 200
+				rec.sent(http.StatusOK)
+			}
 		}()
 		if !ok {
 			writeError(rec, http.StatusNotFound, "githubtest: path outside "+Prefix+" (did the client drop its base URL?)")
@@ -452,14 +461,29 @@ func (s *Server) fault(ctx context.Context, w http.ResponseWriter, method, path 
 	return true
 }
 
+// recorder notes the status of an answer, and calls sent before any of the
+// answer leaves, so that a client that has its answer finds the call
+// complete in Calls.
 type recorder struct {
 	http.ResponseWriter
 	status int
+	sent   func(status int)
 }
 
 func (r *recorder) WriteHeader(code int) {
 	r.status = code
+	if r.sent != nil {
+		r.sent(code)
+		r.sent = nil
+	}
 	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.sent != nil {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(p)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
