@@ -139,8 +139,22 @@ type Deps struct {
 	// AuditRetention is how long audit events are kept. Default 2 years.
 	AuditRetention time.Duration
 
-	Now func() time.Time
+	// Clock is patbot's time, for its timers too; default the system's.
+	// Now, when set, overrides its Now.
+	Clock Clock
+	Now   func() time.Time
 }
+
+// Clock tells the time and waits by it. Tests inject one they can move.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // DefaultResponseURLPrefixes is where Slack's response URLs point.
 var DefaultResponseURLPrefixes = []string{"https://hooks.slack.com/"}
@@ -168,6 +182,7 @@ type Bot struct {
 	log              *slog.Logger
 	metrics          *metrics
 	now              func() time.Time
+	after            func(time.Duration) <-chan time.Time
 
 	workers           int
 	taskWorkers       int
@@ -216,8 +231,11 @@ func New(d Deps) (*Bot, error) {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
+	if d.Clock == nil {
+		d.Clock = systemClock{}
+	}
 	if d.Now == nil {
-		d.Now = time.Now
+		d.Now = d.Clock.Now
 	}
 	if len(d.ResponseURLPrefixes) == 0 {
 		d.ResponseURLPrefixes = DefaultResponseURLPrefixes
@@ -242,6 +260,7 @@ func New(d Deps) (*Bot, error) {
 		responsePrefixes:  d.ResponseURLPrefixes,
 		log:               d.Logger,
 		now:               d.Now,
+		after:             d.Clock.After,
 		workers:           orDefault(d.Workers, 4),
 		taskWorkers:       orDefault(d.InteractionWorkers, 8),
 		tasks:             make(chan func(context.Context), 256),

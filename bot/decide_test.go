@@ -87,7 +87,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},
 		Metrics:             nil, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1,
-		Now:               h.clock.Now,
+		Clock:             h.clock,
 	}
 	tune(&deps)
 	var err error

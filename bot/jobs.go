@@ -105,11 +105,9 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 // job is in the store either way).
 func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
 	b.retryTimers.Go(func() {
-		t := time.NewTimer(delay)
-		defer t.Stop()
 		select {
 		case <-stop.Done():
-		case <-t.C:
+		case <-b.after(delay):
 			b.queue <- id // never blocks: id holds a reserved place
 		}
 	})

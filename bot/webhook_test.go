@@ -127,13 +127,17 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 		Logger:              slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:             h.reg, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1, // reconcile_test.go turns it on
-		Now:               h.clock.Now,
+		Clock:             h.clock,
 	}
 	if tune != nil {
 		tune(&deps)
 	}
 	// The store reads the same clock as the bot: one time for the test.
-	h.db, err = store.Open(dbPath, store.Options{Now: deps.Now})
+	now := deps.Now
+	if now == nil {
+		now = h.clock.Now
+	}
+	h.db, err = store.Open(dbPath, store.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
