@@ -39,8 +39,10 @@ type Job struct {
 	RequestID  int64     `json:"request_id"`
 	Payload    []byte    `json:"-"` // the work's input (an event in patbot's compact form), stored as it is
 	EnqueuedAt time.Time `json:"enqueued_at"`
-	Attempts   int       `json:"attempts"`
-	LastError  string    `json:"last_error,omitempty"`
+	// NotBefore, when set, is the earliest the job may run.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // AcceptDelivery records d and, when job is not nil, the job it implies, in

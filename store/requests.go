@@ -78,6 +78,10 @@ type Request struct {
 	// Decision is the decision GitHub took, or, while State is deciding,
 	// the one patbot is sending.
 	Decision *Decision `json:"decision,omitempty"`
+	// Unconfirmed marks a claim whose review GitHub may or may not have
+	// taken (it timed out, or GitHub answered 5xx): the claim stays, and no
+	// other review is sent, until GitHub's word settles it.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 	// LastAttempt is the latest decision patbot sent, kept after a failure
 	// so that a late confirmation from GitHub is attributed to its actor.
 	LastAttempt *Decision `json:"last_attempt,omitempty"`
@@ -162,6 +166,30 @@ func (db *DB) Request(org string, id int64) (Request, error) {
 // checks that nobody wrote it meanwhile (and changes it again if someone
 // did): the committer, which every writer waits for, does little.
 func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error) {
+	return db.updateRequest(org, id, change, nil)
+}
+
+// UpdateRequestWithJob is UpdateRequest that also records job, in the same
+// transaction, when change succeeds: work that must follow a change (its
+// settlement after a crash, say) cannot be lost between the two. It
+// returns the job's ID.
+func (db *DB) UpdateRequestWithJob(org string, id int64, job Job, change func(r *Request, exists bool) error) (Request, uint64, error) {
+	if job.EnqueuedAt.IsZero() {
+		job.EnqueuedAt = db.now()
+	}
+	job.ID = db.nextJobID()
+	record, err := encodeJob(job)
+	if err != nil {
+		return Request{}, 0, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+	}
+	r, err := db.updateRequest(org, id, change, func(tx *bolt.Tx) error { return putJob(tx, job.ID, record) })
+	if err != nil {
+		return Request{}, 0, err
+	}
+	return r, job.ID, nil
+}
+
+func (db *DB) updateRequest(org string, id int64, change func(r *Request, exists bool) error, also func(*bolt.Tx) error) (Request, error) {
 	key := requestKey(org, id)
 	var r Request
 	var read, record []byte // the record as read and as it will be written
@@ -192,6 +220,11 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *Request, exists
 			b := tx.Bucket(bucketRequests)
 			if now := b.Get(key); !prepared || !bytes.Equal(now, read) || (now == nil) != (read == nil) {
 				if err := prepare(bytes.Clone(now)); err != nil {
+					return err
+				}
+			}
+			if also != nil {
+				if err := also(tx); err != nil {
 					return err
 				}
 			}

@@ -492,3 +492,29 @@ func TestConcurrentClaimsOneWins(t *testing.T) {
 		}
 	}
 }
+
+// A change and the job that must follow it are written together, or
+// neither is.
+func TestUpdateRequestWithJob(t *testing.T) {
+	db := mustOpen(t, "")
+	at := testEpoch.Add(30 * time.Second)
+	boom := errors.New("boom")
+	if _, _, err := db.UpdateRequestWithJob("acme", 1, Job{Event: "settle", NotBefore: at}, func(r *Request, _ bool) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if ids, _ := db.JobIDs(); len(ids) != 0 {
+		t.Fatalf("job recorded for an aborted change: %v", ids)
+	}
+	r, id, err := db.UpdateRequestWithJob("acme", 1, Job{Event: "settle", Org: "acme", RequestID: 1, NotBefore: at, Payload: []byte(`{"x":1}`)},
+		func(r *Request, _ bool) error { r.State = StateDeciding; r.Unconfirmed = true; return nil })
+	if err != nil || r.State != StateDeciding {
+		t.Fatal(r, err)
+	}
+	j, err := db.Job(id)
+	if err != nil || j.Event != "settle" || !j.NotBefore.Equal(at) || string(j.Payload) != `{"x":1}` || !j.EnqueuedAt.Equal(testEpoch) {
+		t.Fatalf("job = %+v, %v", j, err)
+	}
+	if got, _ := db.Request("acme", 1); !got.Unconfirmed {
+		t.Error("Unconfirmed not kept")
+	}
+}
