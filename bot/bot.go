@@ -202,6 +202,7 @@ type Bot struct {
 	capacity    int64
 	reserved    atomic.Int64
 	running     atomic.Bool
+	stopping    atomic.Pointer[context.Context] // Run's context, for timers started by handlers
 	retryTimers sync.WaitGroup
 	intake      *intakeGate
 	bodies      *bodyBudget
@@ -325,6 +326,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	b.stopping.Store(&ctx)
 	var loops sync.WaitGroup
 	for range b.workers {
 		loops.Go(func() { b.work(ctx, workCtx) })

@@ -282,6 +282,10 @@ func (c cardView) status() string {
 		}
 		return ""
 	case store.StateDeciding:
+		if d != nil && r.Unconfirmed {
+			return fmt.Sprintf(":hourglass_flowing_sand: %s sent an %s, but %s: *waiting for GitHub to confirm*. Nobody else can decide meanwhile.",
+				decider(d), verbOf(d.Action), escape(truncate(r.Failure, maxFailureShown)))
+		}
 		if d != nil {
 			return fmt.Sprintf(":hourglass_flowing_sand: %s is sending a decision to GitHub…", decider(d))
 		}

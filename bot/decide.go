@@ -2,10 +2,12 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +112,23 @@ func (b *Bot) alreadyText(r store.Request) string {
 	return "This request is no longer pending in GitHub."
 }
 
+// jobSettle is the Event of the job written with every claim, in the
+// claim's own transaction. It settles the claim from GitHub when patbot
+// cannot see it through itself: a crash between the review and the card,
+// or an answer lost to a timeout or a 5xx. A claim patbot settles itself
+// finishes its job.
+const jobSettle = "settle"
+
+// settleAfter is how long after a claim its job first asks GitHub: well
+// past the time GitHub takes to answer a review (it gives up at 10 s).
+const settleAfter = 30 * time.Second
+
+// settlePayload is what a settle job needs beyond the request's record.
+type settlePayload struct {
+	At      time.Time `json:"at"`      // the claim's time: a later claim has a job of its own
+	Channel string    `json:"channel"` // where to tell the approver
+}
+
 // decide carries out an approver's decision: check who asks, claim the
 // request so that no one else decides it, send the review to GitHub, and
 // show the outcome. It runs after Slack has been acknowledged.
@@ -121,9 +140,16 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		return
 	}
 	log = log.With(LogActor, who.login)
-	claim := &store.Decision{Action: d.action, Actor: who.login, SlackUser: d.slackUser, Reason: d.reason, At: b.now(), Source: store.SourceSlack}
+	claim := &store.Decision{Action: d.action, Actor: who.login, SlackUser: d.slackUser, Reason: d.reason, At: b.now(),
+		Source: store.SourceSlack, Authority: who.why}
+	payload, err := json.Marshal(settlePayload{At: claim.At, Channel: d.channel})
+	if err != nil {
+		log.Error("cannot encode the settle job", "err", err)
+		return
+	}
+	job := store.Job{Event: jobSettle, Org: who.org.Login, RequestID: d.id, NotBefore: claim.At.Add(settleAfter), Payload: payload}
 	var current store.Request
-	_, err := b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, exists bool) error {
+	_, jobID, err := b.store.UpdateRequestWithJob(who.org.Login, d.id, job, func(r *store.Request, exists bool) error {
 		if !exists {
 			return errNoRecord
 		}
@@ -131,7 +157,7 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 			current = *r
 			return errTaken
 		}
-		r.Decision, r.LastAttempt, r.Failure = claim, claim, ""
+		r.Decision, r.LastAttempt, r.Failure, r.Unconfirmed = claim, claim, "", false
 		r.SetState(store.StateDeciding, claim.At, store.SourceSlack, who.login, d.action)
 		return nil
 	})
@@ -147,76 +173,204 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	}
 
 	err = b.gh.ReviewRequest(ctx, who.org.Login, d.id, github.Review{Action: d.action, Reason: d.reason})
-	b.settle(ctx, log, who, d, claim, err)
+	if b.settle(ctx, log, who, d, claim, err) {
+		if err := b.store.FinishJob(jobID); err != nil {
+			log.Warn("cannot finish the settle job; it will find the request settled", "err", err)
+		}
+		return
+	}
+	b.runAt(jobID, job.NotBefore)
 }
 
-// settle records what GitHub answered to a review and shows it.
-func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
-	org := who.org.Login
-	final := store.StateApproved
-	if d.action == github.ActionDeny {
-		final = store.StateDenied
-	}
+// settle records what GitHub answered to a review and shows it. It reports
+// false when the outcome is unknown (no answer, or a 5xx): the claim then
+// stays, and its job settles it from GitHub.
+func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) bool {
 	status := github.StatusCode(reviewErr)
 	switch {
 	case reviewErr == nil:
-		r, err := b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
-			// The webhook that confirms this decision may have come first.
-			if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
-				r.Decision.At = b.now()
-				r.LastAttempt = nil
-				r.SetState(final, r.Decision.At, store.SourceSlack, who.login, "GitHub accepted the review")
-			}
-			return nil
-		})
-		if err != nil {
-			log.Error("GitHub took the decision but patbot could not record it", "err", err)
-		}
-		b.audit(store.AuditEvent{Kind: "decision", Org: org, RequestID: d.id, Action: d.action, Actor: who.login,
-			SlackUser: d.slackUser, Source: store.SourceSlack, Reason: d.reason, Detail: "authorized as " + who.why})
-		b.metrics.decisions.WithLabelValues(string(final), string(store.SourceSlack)).Inc()
-		log.Info("decision made", "state", final)
-		b.showCard(ctx, log, org, d.id)
-		b.notifyRequester(ctx, r)
-
+		b.confirm(ctx, log, who.org.Login, d, claim, "GitHub accepted the review")
 	case status == http.StatusNotFound || status == http.StatusUnprocessableEntity:
 		// Maybe already handled: ask GitHub whether it is still pending.
 		var pending bool
-		r, err := b.store.Request(org, d.id)
+		r, err := b.store.Request(who.org.Login, d.id)
 		if err == nil {
 			_, pending, err = b.findPending(ctx, who.org, d.id, r.Owner, r.TokenID)
 		}
 		if err == nil && !pending {
-			b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
-				if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
-					r.Decision = nil
-					r.SetState(store.StateClosed, b.now(), store.SourceSlack, who.login, "GitHub: no longer pending")
-				}
-				return nil
-			})
-			b.audit(store.AuditEvent{Kind: "failed", Org: org, RequestID: d.id, Action: d.action, Actor: who.login,
-				SlackUser: d.slackUser, Source: store.SourceSlack, Detail: "no longer pending in GitHub"})
-			log.Info("request no longer pending in GitHub", "status", status)
-			b.showCard(ctx, log, org, d.id)
-			b.tell(ctx, d.channel, d.slackUser, "GitHub says this request is no longer pending: it was decided or withdrawn elsewhere. Nothing was changed.")
-			return
+			b.closeClaim(ctx, log, who, d, claim)
+			return true
 		}
-		b.fail(ctx, log, who, d, claim, reviewErr)
-
+		b.fail(ctx, log, who, d, claim, describeGitHubError(reviewErr))
+	case outcomeUnknown(reviewErr):
+		b.awaitConfirmation(ctx, log, who, d, claim, reviewErr)
+		return false
 	default:
-		b.fail(ctx, log, who, d, claim, reviewErr)
+		b.fail(ctx, log, who, d, claim, describeGitHubError(reviewErr))
 	}
+	return true
+}
+
+// outcomeUnknown reports whether GitHub may have taken a review despite
+// err: there was no answer (a timeout, a lost connection) or a 5xx. A 4xx,
+// a rate limit included, means it did not.
+func outcomeUnknown(err error) bool {
+	var apiErr *github.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode >= 500
+	}
+	return err != nil
+}
+
+// confirm records that GitHub took the claimed decision, credits its
+// approver, and shows it: on the card, to the requester, in the audit
+// trail.
+func (b *Bot) confirm(ctx context.Context, log *slog.Logger, org string, d decisionRequest, claim *store.Decision, how string) {
+	final := store.StateApproved
+	if d.action == github.ActionDeny {
+		final = store.StateDenied
+	}
+	credited := false
+	r, err := b.store.UpdateRequest(org, d.id, func(r *store.Request, _ bool) error {
+		credited = false
+		// The webhook that confirms this decision may have come first.
+		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+			r.Decision.At = b.now()
+			r.LastAttempt, r.Failure, r.Unconfirmed = nil, "", false
+			r.SetState(final, r.Decision.At, store.SourceSlack, claim.Actor, how)
+			credited = true
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("GitHub took the decision but patbot could not record it", "err", err)
+	}
+	if !credited && err == nil && !r.State.Final() {
+		return // settled otherwise meanwhile
+	}
+	b.recordDecision(ctx, log, r, claim, how)
+}
+
+// recordDecision is what follows a decision an approver made through
+// patbot, however GitHub confirmed it: the audit trail, the metrics, the
+// card and the requester's DM.
+func (b *Bot) recordDecision(ctx context.Context, log *slog.Logger, r store.Request, claim *store.Decision, how string) {
+	b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: claim.Action, Actor: claim.Actor,
+		SlackUser: claim.SlackUser, Source: store.SourceSlack, Reason: claim.Reason, Detail: "authorized as " + claim.Authority + "; " + how})
+	b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceSlack)).Inc()
+	log.Info("decision made", "state", r.State, "how", how)
+	b.showCard(ctx, log, r.Org, r.ID)
+	b.notifyRequester(ctx, r)
+}
+
+// closeClaim records that GitHub no longer lists a claimed request as
+// pending: it was decided or withdrawn elsewhere.
+func (b *Bot) closeClaim(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision) {
+	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
+		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+			r.Decision, r.Unconfirmed = nil, false
+			r.SetState(store.StateClosed, b.now(), store.SourceSlack, who.login, "GitHub: no longer pending")
+		}
+		return nil
+	})
+	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
+		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: "no longer pending in GitHub"})
+	log.Info("request no longer pending in GitHub")
+	b.showCard(ctx, log, who.org.Login, d.id)
+	b.tell(ctx, d.channel, d.slackUser, "GitHub says this request is no longer pending: it was decided or withdrawn elsewhere. Nothing was changed.")
+}
+
+// awaitConfirmation keeps a claim whose review may or may not have reached
+// GitHub: no other review is sent until GitHub's webhook, the settle job
+// or reconciliation says how it ended.
+func (b *Bot) awaitConfirmation(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
+	why := describeGitHubError(reviewErr)
+	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
+		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
+			r.Unconfirmed, r.Failure, r.CardOutdated = true, why, true
+		}
+		return nil
+	})
+	b.audit(store.AuditEvent{Kind: "unconfirmed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
+		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why + "; waiting for GitHub to confirm"})
+	log.Warn("GitHub's answer to the review was lost; waiting for GitHub to confirm", "err", reviewErr)
+	b.showCard(ctx, log, who.org.Login, d.id)
+	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("%s, so patbot cannot tell yet whether your %s went through. "+
+		"It is waiting for GitHub to confirm; nobody else can decide this request meanwhile, and you will hear how it ended.",
+		upperFirst(why), verbOf(d.action)))
+}
+
+func verbOf(action string) string {
+	if action == github.ActionDeny {
+		return "denial"
+	}
+	return "approval"
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// settleClaim is the settle job: it settles a claim whose outcome patbot
+// did not see, from what GitHub lists now. Still pending means GitHub did
+// not take the review: the buttons work again. Gone, with the token among
+// the org's grants, means an approval went through. Anything else waits
+// for GitHub's webhook or reconciliation.
+func (b *Bot) settleClaim(ctx context.Context, job store.Job) error {
+	var p settlePayload
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		return permanent(fmt.Errorf("settle job: %w", err))
+	}
+	r, err := b.store.Request(job.Org, job.RequestID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	claim := r.Decision
+	if r.State != store.StateDeciding || claim == nil || !claim.At.Equal(p.At) {
+		return nil // settled meanwhile
+	}
+	org, ok := b.policy.Org(r.Org)
+	if !ok {
+		return nil
+	}
+	who := approver{org: org, login: claim.Actor, why: claim.Authority}
+	d := decisionRequest{org: r.Org, id: r.ID, action: claim.Action, reason: claim.Reason, slackUser: claim.SlackUser, channel: p.Channel}
+	log := b.log.With(LogOrg, r.Org, LogRequest, r.ID, LogAction, claim.Action, LogActor, claim.Actor)
+	_, pending, err := b.findPending(ctx, org, r.ID, r.Owner, r.TokenID)
+	if err != nil {
+		return fmt.Errorf("ask GitHub whether the request is pending: %w", err)
+	}
+	if pending {
+		b.fail(ctx, log, who, d, claim, fmt.Sprintf("GitHub still listed the request as pending %s later", settleAfter))
+		return nil
+	}
+	if claim.Action == github.ActionApprove && r.TokenID != 0 {
+		grants, err := b.gh.ListGrants(ctx, org.Login, r.Owner)
+		if err != nil {
+			return fmt.Errorf("look for the token among the grants: %w", err)
+		}
+		if slices.ContainsFunc(grants, func(g github.Grant) bool { return g.TokenID == r.TokenID }) {
+			b.confirm(ctx, log, org.Login, d, claim, "GitHub lists the token among the approved")
+			return nil
+		}
+	}
+	log.Info("request no longer pending in GitHub; its outcome waits for GitHub's webhook or reconciliation")
+	return nil
 }
 
 // fail puts a claimed request back to pending after GitHub did not take
-// the review, and says so on the card, whose buttons stay usable.
-func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
-	verb := map[string]string{github.ActionApprove: "approve", github.ActionDeny: "deny"}[d.action]
-	why := describeGitHubError(reviewErr)
-	failure := fmt.Sprintf("%s tried to %s at %s, but %s. Nothing was decided; try again.", who.login, verb, b.now().UTC().Format("15:04 UTC"), why)
+// the review, and says so on the card, whose buttons work again.
+func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, why string) {
+	failure := fmt.Sprintf("%s tried to %s at %s, but %s. Nothing was decided; try again.", who.login, d.action, claim.At.UTC().Format("15:04 UTC"), why)
 	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
 		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
-			r.Decision, r.Failure = nil, failure
+			r.Decision, r.Failure, r.Unconfirmed = nil, failure, false
 			r.SetState(store.StatePending, b.now(), store.SourceSlack, who.login, "GitHub: "+why)
 		}
 		return nil
@@ -224,9 +378,9 @@ func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisi
 	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
 		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why})
 	b.metrics.decisions.WithLabelValues("failed", string(store.SourceSlack)).Inc()
-	log.Warn("GitHub did not take the decision", "err", reviewErr)
+	log.Warn("GitHub did not take the decision", "why", why)
 	b.showCard(ctx, log, who.org.Login, d.id)
-	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your decision did not go through: %s. Nothing was decided; the buttons still work.", why))
+	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your %s did not go through: %s. Nothing was decided; the buttons work.", verbOf(d.action), why))
 }
 
 // showCard brings a request's card up to date; if Slack fails, a job

@@ -63,6 +63,10 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 		return
 	}
 	log = log.With(LogDelivery, job.DeliveryID, LogOrg, job.Org, LogRequest, job.RequestID, LogAction, job.Action)
+	if wait := job.NotBefore.Sub(b.now()); wait > 0 {
+		b.retryLater(stop, id, wait) // not yet: no attempt counted
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(workCtx, b.jobTimeout)
 	err = b.safeProcess(ctx, job)
@@ -99,6 +103,18 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 	b.metrics.jobs.WithLabelValues("retried").Inc()
 	log.Warn("job failed; will retry", "err", err, "attempts", job.Attempts, "retry_in", delay)
 	b.retryLater(stop, id, delay)
+}
+
+// runAt queues a job the store holds already (its place not yet reserved)
+// to run at the given time. Without a place, or when patbot is not running,
+// it runs at the next start.
+func (b *Bot) runAt(id uint64, at time.Time) {
+	stop := b.stopping.Load()
+	if stop == nil || !b.reserve() {
+		b.log.Warn("job deferred to the next start", LogJob, id)
+		return
+	}
+	b.retryLater(*stop, id, at.Sub(b.now()))
 }
 
 // retryLater queues id again after delay, unless patbot stops first (the

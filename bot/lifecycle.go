@@ -26,8 +26,11 @@ const jobRefreshCard = "card"
 // refresh. It must be idempotent: a crash between doing the work and
 // finishing the job runs it again.
 func (b *Bot) process(ctx context.Context, job store.Job) error {
-	if job.Event == jobRefreshCard {
+	switch job.Event {
+	case jobRefreshCard:
 		return b.refreshCard(ctx, job.Org, job.RequestID)
+	case jobSettle:
+		return b.settleClaim(ctx, job)
 	}
 	ev, err := github.DecodeEvent(job.Payload)
 	if err != nil {
@@ -118,7 +121,7 @@ func empty(p store.Permissions) bool {
 // processOutcome applies an approved, denied or cancelled webhook and
 // brings the card up to date.
 func (b *Bot) processOutcome(ctx context.Context, log *slog.Logger, ev *github.RequestEvent) error {
-	var changed, elsewhere bool
+	var changed, elsewhere, confirmed bool
 	r, err := b.store.UpdateRequest(ev.Org, ev.Request.ID, func(r *store.Request, exists bool) error {
 		if !exists {
 			// Decided before patbot saw it (or auto-approved, in orgs
@@ -126,11 +129,18 @@ func (b *Bot) processOutcome(ctx context.Context, log *slog.Logger, ev *github.R
 			// and no card is posted.
 			applyDetails(r, ev)
 		}
+		confirmed = r.State == store.StateDeciding && r.Unconfirmed
 		changed, elsewhere = b.recordOutcome(r, ev)
+		confirmed = confirmed && changed && !elsewhere
 		return nil
 	})
 	if err != nil || !changed && !r.CardOutdated {
 		return err // a confirmation, or a redelivery whose card is shown
+	}
+	if confirmed {
+		// The claim whose answer was lost: its approver is credited.
+		b.recordDecision(ctx, log, r, r.Decision, "confirmed by GitHub's webhook")
+		return nil
 	}
 	if elsewhere {
 		b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: decisionOrCancel(r.State),
@@ -177,7 +187,7 @@ func (b *Bot) recordOutcome(r *store.Request, ev *github.RequestEvent) (changed,
 		r.Decision = &store.Decision{Action: decisionAction(to), Actor: ev.Sender.Login, At: now, Source: store.SourceWebhook}
 		elsewhere = true
 	}
-	r.LastAttempt, r.Failure = nil, ""
+	r.LastAttempt, r.Failure, r.Unconfirmed = nil, "", false
 	r.SetState(to, now, store.SourceWebhook, ev.Sender.Login, ev.Action+" in GitHub")
 	return true, elsewhere
 }

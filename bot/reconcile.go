@@ -115,10 +115,15 @@ func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
 }
 
 // stale reports whether a deciding request's decision can no longer be on
-// its way: it was claimed before this run of patbot started, or longer ago
-// than an interaction may take.
+// its way: it was claimed before this run of patbot started, or its answer
+// was lost, or longer ago than an interaction may take; and in any case
+// longer ago than GitHub may take to act on a review.
 func (b *Bot) stale(r store.Request) bool {
-	return r.Decision == nil || r.Decision.At.Before(b.started) || b.now().Sub(r.Decision.At) > b.jobTimeout+30*time.Second
+	if r.Decision == nil {
+		return true
+	}
+	age := b.now().Sub(r.Decision.At)
+	return age >= settleAfter && (r.Decision.At.Before(b.started) || r.Unconfirmed) || age > b.jobTimeout+settleAfter
 }
 
 // adopt records a pending request patbot has no card for and posts one.

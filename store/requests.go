@@ -114,6 +114,9 @@ type Decision struct {
 	Reason    string    `json:"reason,omitempty"`
 	At        time.Time `json:"at"`
 	Source    Source    `json:"source"`
+	// Authority is why the approver could decide ("an owner of acme"), as
+	// GitHub said when they clicked.
+	Authority string `json:"authority,omitempty"`
 }
 
 // Change is one entry in a request's history.

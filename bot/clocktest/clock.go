@@ -29,7 +29,7 @@ type Clock struct {
 type timer struct {
 	at    time.Time
 	ch    chan time.Time
-	real  *time.Timer
+	real  *time.Timer // set and read under the clock's mu
 	once  sync.Once
 	fired atomic.Bool
 }
@@ -79,9 +79,6 @@ func (c *Clock) After(d time.Duration) <-chan time.Time {
 
 func (c *Clock) fire(t *timer) {
 	t.once.Do(func() {
-		if t.real != nil {
-			t.real.Stop()
-		}
 		t.fired.Store(true)
 		t.ch <- c.Now()
 	})
@@ -113,6 +110,9 @@ func (c *Clock) fireDue() {
 	var due, left []*timer
 	for _, t := range c.timers {
 		if !t.at.After(now) {
+			if t.real != nil {
+				t.real.Stop()
+			}
 			due = append(due, t)
 		} else {
 			left = append(left, t)

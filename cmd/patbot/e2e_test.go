@@ -517,7 +517,6 @@ func TestE2EGitHubFailuresKeepTheCardUsable(t *testing.T) {
 		want  string
 	}{
 		{"422 while still pending", githubtest.Fault{Status: http.StatusUnprocessableEntity, Message: "Validation Failed"}, "GitHub answered 422 Unprocessable Entity"},
-		{"502", githubtest.Fault{Status: http.StatusBadGateway}, "GitHub answered 502 Bad Gateway"},
 		{"rate limited", githubtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: 30}, "rate limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -544,6 +543,39 @@ func TestE2EGitHubFailuresKeepTheCardUsable(t *testing.T) {
 				t.Errorf("record = %s, failure %q", r.State, r.Failure)
 			}
 		})
+	}
+}
+
+// A 502 to a review GitHub did take: the card waits for GitHub to
+// confirm, with no buttons, and GitHub's webhook (sent by the App) credits
+// the approver, in the card and in the audit trail.
+func TestE2EUnconfirmedReviewCreditedByTheWebhook(t *testing.T) {
+	e := newE2E(t)
+	e.created()
+	e.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/orgs/%s/personal-access-token-requests/%d", org, requestID),
+		Status: http.StatusBadGateway, Apply: true, Times: 1})
+	e.click("U0ALICE", "pat_approve")
+	e.ephemeral("U0ALICE", "waiting for GitHub to confirm")
+	e.waitFor("card waiting", func() bool { return strings.Contains(e.card().BlockText(), "waiting for GitHub to confirm") })
+	if hasButtons(e.card()) {
+		t.Error("buttons shown while the outcome is unknown")
+	}
+	if code := e.webhook("approved-1", fixtureBody(t, "approved", "patbot[bot]")); code != http.StatusAccepted {
+		t.Fatalf("approved webhook: %d", code)
+	}
+	e.waitFor("approved", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by <@U0ALICE> (alice)") })
+	e.stopApp()
+	var credited []string
+	for _, ev := range e.audit() {
+		if ev.Kind == "decision" {
+			credited = append(credited, ev.Actor+"/"+string(ev.Source))
+		}
+	}
+	if strings.Join(credited, ",") != "alice/slack" {
+		t.Errorf("decisions in the audit trail: %v", credited)
+	}
+	if n := len(e.reviews()); n != 1 {
+		t.Errorf("%d reviews sent, want 1", n)
 	}
 }
 

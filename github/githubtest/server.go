@@ -98,7 +98,11 @@ type Fault struct {
 	Delay      time.Duration // wait before answering (for timeouts)
 	// Hold, when set, keeps the answer back until it is closed or the
 	// caller gives up: a test decides when GitHub answers, not a timer.
-	Hold  <-chan struct{}
+	Hold <-chan struct{}
+	// Apply, when set, has GitHub carry the call out before the fault
+	// answers: the change is made, and the answer says otherwise (or never
+	// comes).
+	Apply bool
 	Times int // how many calls fail; 0 means every call
 	// Body, when set, is the whole answer instead of an error document:
 	// garbage, a proxy's error page.
@@ -373,13 +377,16 @@ func (s *Server) routes() http.Handler {
 			writeError(rec, http.StatusNotFound, "githubtest: path outside "+Prefix+" (did the client drop its base URL?)")
 			return
 		}
-		if s.fault(r.Context(), rec, r.Method, path) {
+		serve := func(w http.ResponseWriter) {
+			r2 := r.Clone(withAuth(r.Context(), &call))
+			r2.URL.Path = path
+			r2.Body = io.NopCloser(strings.NewReader(string(body)))
+			api.ServeHTTP(w, r2)
+		}
+		if s.fault(r.Context(), rec, r.Method, path, func() { serve(httptest.NewRecorder()) }) {
 			return
 		}
-		r2 := r.Clone(withAuth(r.Context(), &call))
-		r2.URL.Path = path
-		r2.Body = io.NopCloser(strings.NewReader(string(body)))
-		api.ServeHTTP(rec, r2)
+		serve(rec)
 	})
 }
 
@@ -413,7 +420,7 @@ func (s *Server) convertManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 // fault answers with the first matching fault, if any.
-func (s *Server) fault(ctx context.Context, w http.ResponseWriter, method, path string) bool {
+func (s *Server) fault(ctx context.Context, w http.ResponseWriter, method, path string, apply func()) bool {
 	s.mu.Lock()
 	var f *Fault
 	for i, x := range s.faults {
@@ -431,6 +438,9 @@ func (s *Server) fault(ctx context.Context, w http.ResponseWriter, method, path 
 	s.mu.Unlock()
 	if f == nil {
 		return false
+	}
+	if f.Apply {
+		apply()
 	}
 	time.Sleep(f.Delay)
 	if f.Hold != nil {
