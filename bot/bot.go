@@ -204,9 +204,14 @@ type Bot struct {
 	running     atomic.Bool
 	stopping    atomic.Pointer[context.Context] // Run's context, for timers started by handlers
 	retryTimers sync.WaitGroup
-	intake      *intakeGate
-	bodies      *bodyBudget
-	maxYield    time.Duration
+	// wake is closed, and replaced, to send jobs waiting to retry to the
+	// queue at once: when Slack answers again after failing.
+	wakeMu       sync.Mutex
+	wake         chan struct{}
+	slackFailing atomic.Bool
+	intake       *intakeGate
+	bodies       *bodyBudget
+	maxYield     time.Duration
 
 	socketMode      *SocketModeConfig
 	socketConnected atomic.Bool
@@ -249,7 +254,7 @@ func New(d Deps) (*Bot, error) {
 	b := &Bot{
 		store:         d.Store,
 		gh:            d.GitHub,
-		slack:         d.Slack,
+		wake:          make(chan struct{}),
 		policy:        d.Policy,
 		slackByLogin:  map[string]string{},
 		secret:        d.WebhookSecret,
@@ -278,6 +283,7 @@ func New(d Deps) (*Bot, error) {
 		requestRetention:  orDefault(d.RequestRetention, 90*24*time.Hour),
 		auditRetention:    orDefault(d.AuditRetention, 2*365*24*time.Hour),
 	}
+	b.slack = observedSlack{Slack: d.Slack, result: b.slackResult}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.
 	for _, slackID := range slices.Sorted(maps.Keys(d.Policy.Users)) {

@@ -93,7 +93,7 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 		return
 	}
 	var perm permanentError
-	if errors.As(err, &perm) || job.Attempts >= b.maxAttempts {
+	if errors.As(err, &perm) || job.Attempts >= b.maxAttempts && !b.requestOpen(job) {
 		// Parked jobs stay in the store and run again at the next start.
 		b.metrics.jobs.WithLabelValues("parked").Inc()
 		log.Error("job failed; parked until the next start", "err", err, "attempts", job.Attempts)
@@ -103,6 +103,22 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 	b.metrics.jobs.WithLabelValues("retried").Inc()
 	log.Warn("job failed; will retry", "err", err, "attempts", job.Attempts, "retry_in", delay)
 	b.retryLater(stop, id, delay)
+}
+
+// wakeChan is closed when the service a failing job waits for (Slack)
+// answers again.
+func (b *Bot) wakeChan() <-chan struct{} {
+	b.wakeMu.Lock()
+	defer b.wakeMu.Unlock()
+	return b.wake
+}
+
+// wakeWaiting sends every job waiting to retry to the queue now.
+func (b *Bot) wakeWaiting() {
+	b.wakeMu.Lock()
+	defer b.wakeMu.Unlock()
+	close(b.wake)
+	b.wake = make(chan struct{})
 }
 
 // runAt queues a job the store holds already (its place not yet reserved)
@@ -120,13 +136,24 @@ func (b *Bot) runAt(id uint64, at time.Time) {
 // retryLater queues id again after delay, unless patbot stops first (the
 // job is in the store either way).
 func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
+	wake := b.wakeChan()
 	b.retryTimers.Go(func() {
 		select {
 		case <-stop.Done():
 		case <-b.after(delay):
 			b.queue <- id // never blocks: id holds a reserved place
+		case <-wake:
+			b.queue <- id
 		}
 	})
+}
+
+// requestOpen reports whether a job's request still awaits a decision: its
+// work is never given up while it does (past MaxAttempts it is retried at
+// the longest backoff).
+func (b *Bot) requestOpen(job store.Job) bool {
+	r, err := b.store.Request(job.Org, job.RequestID)
+	return err == nil && (r.State == store.StatePending || r.State == store.StateDeciding)
 }
 
 // safeProcess turns a panic in a job into an error, so one bad job cannot

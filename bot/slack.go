@@ -91,3 +91,42 @@ func transientSlackError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne)
 }
+
+// observedSlack tells its bot how each Slack call went, so that work
+// waiting out a Slack outage resumes as soon as Slack answers again.
+type observedSlack struct {
+	Slack
+	result func(error)
+}
+
+func (o observedSlack) PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error) {
+	a, b, err := o.Slack.PostMessageContext(ctx, channelID, options...)
+	o.result(err)
+	return a, b, err
+}
+
+func (o observedSlack) UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error) {
+	a, b, c, err := o.Slack.UpdateMessageContext(ctx, channelID, timestamp, options...)
+	o.result(err)
+	return a, b, c, err
+}
+
+func (o observedSlack) GetConversationHistoryContext(ctx context.Context, params *slack.GetConversationHistoryParameters) (*slack.GetConversationHistoryResponse, error) {
+	resp, err := o.Slack.GetConversationHistoryContext(ctx, params)
+	o.result(err)
+	return resp, err
+}
+
+// slackResult notes how a Slack call went. The first success after a
+// failure that retrying could fix wakes the jobs waiting to retry.
+func (b *Bot) slackResult(err error) {
+	switch {
+	case err == nil:
+		if b.slackFailing.Swap(false) {
+			b.log.Info("Slack answers again; resuming waiting work")
+			b.wakeWaiting()
+		}
+	case transientSlackError(err) || errors.Is(err, context.DeadlineExceeded):
+		b.slackFailing.Store(true)
+	}
+}

@@ -112,7 +112,7 @@ type Call struct {
 
 // Fault makes calls to a method fail.
 type Fault struct {
-	Method     string // e.g. chat.update
+	Method     string // e.g. chat.update; "" matches every method
 	Status     int    // HTTP status; 0 means 200 with ok:false
 	Error      string // Slack error code for ok:false
 	RetryAfter int    // seconds, sent with 429
@@ -171,6 +171,13 @@ func (s *Server) Fail(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &f)
+}
+
+// Heal removes every fault: the outage is over.
+func (s *Server) Heal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
 }
 
 // Messages returns copies of the messages posted to channel ("" for all).
@@ -307,7 +314,7 @@ func (s *Server) fault(method string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.Method != method {
+		if f.Method != "" && f.Method != method {
 			continue
 		}
 		if f.Times > 0 {
