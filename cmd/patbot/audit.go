@@ -18,8 +18,7 @@ import (
 // audit exports the audit trail (decisions, revocations, refused and failed
 // attempts) as JSON lines or CSV.
 func audit(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patbot audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := commandFlags("audit", stderr)
 	dbPath := fs.String("db", cmp.Or(getenv("PATBOT_DB"), defaultDBPath), "bbolt database file; env PATBOT_DB")
 	org := fs.String("org", "", "only this organization")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, or a date like 2026-01-31)")

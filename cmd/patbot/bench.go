@@ -41,8 +41,7 @@ type benchOptions struct {
 // from click to review, and patbot's memory and store.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o benchOptions
-	fs := flag.NewFlagSet("patbot bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := commandFlags("bench", stderr)
 	fs.IntVar(&o.n, "n", 2000, "webhooks for the throughput comparison")
 	fs.IntVar(&o.concurrency, "c", 64, "webhooks in flight at once")
 	fs.IntVar(&o.rounds, "rounds", 4, "rounds, alternating patbot and the baseline")

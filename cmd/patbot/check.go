@@ -19,7 +19,7 @@ const checkTimeout = time.Minute
 // patbot's credentials and that every org is set up, printing one line per
 // check. It exits non-zero on any failure.
 func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(args, getenv, stderr)
+	cfg, err := loadConfig("check", args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}

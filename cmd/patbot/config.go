@@ -76,7 +76,8 @@ var (
 
 // loadConfig reads flags, then the environment, then the policy file, and
 // reports every problem it finds in one error.
-func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+// name is the subcommand whose flags these are (serve, check).
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
 	env := func(name, def string) string {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			return v
@@ -84,8 +85,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 		return def
 	}
 	cfg := &Config{}
-	fs := flag.NewFlagSet("patbot serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := commandFlags(name, stderr)
 	fs.StringVar(&cfg.ConfigPath, "config", env("PATBOT_CONFIG", defaultConfigPath), "policy file (YAML); env PATBOT_CONFIG")
 	fs.StringVar(&cfg.DBPath, "db", env("PATBOT_DB", defaultDBPath), "bbolt database file; env PATBOT_DB")
 	fs.StringVar(&cfg.Addr, "addr", env("PATBOT_ADDR", defaultAddr), "listen address; env PATBOT_ADDR")

@@ -31,8 +31,7 @@ const demoTimeout = 30 * time.Second
 // GitHub and a fake Slack, both in this process. Nothing leaves the machine
 // and no credentials are needed.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patbot demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := commandFlags("demo", stderr)
 	showJSON := fs.Bool("json", true, "also print the cards' Block Kit JSON")
 	verbose := fs.Bool("v", false, "print patbot's log")
 	if err := fs.Parse(args); err != nil {

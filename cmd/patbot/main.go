@@ -1,10 +1,7 @@
 // Command patbot approves GitHub fine-grained personal access token requests
 // from Slack.
 //
-//	patbot demo                                              the whole flow, offline
-//	patbot [serve] [-config FILE] [-db FILE] [-addr ADDR]   run the service
-//	patbot check [-config FILE]                              check configuration, GitHub and Slack
-//	patbot version                                           print the version
+// Run "patbot help" for its commands.
 package main
 
 import (
@@ -17,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -38,25 +36,63 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `patbot approves GitHub fine-grained personal access token requests from Slack.
+// command is one of patbot's subcommands, as its help and patbot's usage
+// describe it.
+type command struct {
+	name, synopsis, about string
+}
 
-Usage:
-  patbot demo              the whole flow, offline, with built-in fakes: start here
-  patbot [serve] [flags]   run the service (the default)
-  patbot check [flags]     check the configuration, GitHub and Slack
-  patbot setup github -webhook-url URL [-org ORG]
-                           create patbot's GitHub App from a manifest
-  patbot audit [flags]     export decisions and revocations (JSON lines or CSV)
-  patbot bench [flags]     measure intake, latency, memory and store size against fakes
-  patbot version           print the version
-  patbot help              show this help
+var commands = []command{
+	{"demo", "[-json] [-v]", "Run the whole flow offline, with built-in fakes of GitHub and Slack: start here."},
+	{"serve", "[flags]", "Run the service (the default command). The README lists the environment variables."},
+	{"check", "[flags]", "Check the configuration, and that GitHub and Slack accept patbot's credentials, one line per check."},
+	{"setup", "github -webhook-url URL [-org ORG]", "Create patbot's GitHub App from a manifest, and write patbot.env and patbot.pem."},
+	{"audit", "[flags]", "Export the audit trail (decisions, revocations, refused and failed attempts) as JSON lines or CSV."},
+	{"bench", "[flags]", "Measure intake, latency, memory and store size against built-in fakes."},
+	{"healthcheck", "[-addr ADDR]", "Probe a running patbot's /healthz (for container health checks); exit 0 when it answers."},
+	{"version", "", "Print the version."},
+	{"help", "", "Show this help."},
+}
 
-Run "patbot serve -h" for the flags; the README lists the environment variables.
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("patbot approves GitHub fine-grained personal access token requests from Slack.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  patbot %-13s %s\n", c.name, c.about)
+	}
+	b.WriteString("\nRun \"patbot COMMAND -h\" for a command's flags; the README lists the environment variables.\n")
+	return b.String()
+}
+
+// commandFlags is the flag set of a subcommand, whose -h says what it does
+// and how to call it.
+func commandFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("patbot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == strings.Fields(name)[0] })
+	fs.Usage = func() {
+		c := commands[i]
+		fmt.Fprintf(fs.Output(), "Usage: patbot %s %s\n\n%s\n", c.name, c.synopsis, c.about)
+		if hasFlags(fs) {
+			fmt.Fprintf(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, args[0]):
+		cmd = "help"
+	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -75,27 +111,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "patbot: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "patbot: unknown command %q\n\n%s", cmd, usage())
 		return exitUsage
 	}
 }
 
+// buildVersion is the version set at build time, else the module version
+// Go recorded, else the VCS revision it recorded ("devel+0123abcd", with
+// "-dirty" for uncommitted changes), else "devel".
 func buildVersion() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	return versionFrom(bi)
+}
+
+func versionFrom(bi *debug.BuildInfo) string {
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
-	return "devel"
+	var revision, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if revision == "" {
+		return "devel"
+	}
+	v := "devel+" + revision[:min(12, len(revision))]
+	if modified == "true" {
+		v += "-dirty"
+	}
+	return v
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := loadConfig(args, getenv, stderr)
+	cfg, err := loadConfig("serve", args, getenv, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

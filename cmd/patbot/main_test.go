@@ -11,8 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +106,7 @@ func getenv(env map[string]string) func(string) string {
 
 func TestConfigValid(t *testing.T) {
 	env := testEnv(t, goodPolicy)
-	cfg, err := loadConfig(nil, getenv(env), io.Discard)
+	cfg, err := loadConfig("serve", nil, getenv(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestConfigValid(t *testing.T) {
 func TestConfigPrecedence(t *testing.T) {
 	env := testEnv(t, goodPolicy)
 	env["GITHUB_API_URL"] = "https://ghe.example.com/api/v3"
-	cfg, err := loadConfig([]string{"-addr", "127.0.0.1:9999", "-db", "/tmp/other.db"}, getenv(env), io.Discard)
+	cfg, err := loadConfig("serve", []string{"-addr", "127.0.0.1:9999", "-db", "/tmp/other.db"}, getenv(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +139,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Errorf("GitHub Enterprise URL = %s", cfg.GitHubAPIURL)
 	}
 	delete(env, "PATBOT_DB")
-	cfg, _ = loadConfig(nil, getenv(env), io.Discard)
+	cfg, _ = loadConfig("serve", nil, getenv(env), io.Discard)
 	if cfg.DBPath != "./patbot.db" {
 		t.Errorf("default db = %s", cfg.DBPath)
 	}
@@ -148,7 +150,7 @@ func TestConfigKeyAsText(t *testing.T) {
 	delete(env, "GITHUB_APP_PRIVATE_KEY_FILE")
 	// As env files often carry it: one line with \n escapes.
 	env["GITHUB_APP_PRIVATE_KEY"] = strings.ReplaceAll(string(testKeyPEM(t)), "\n", `\n`)
-	if _, err := loadConfig(nil, getenv(env), io.Discard); err != nil {
+	if _, err := loadConfig("serve", nil, getenv(env), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -275,15 +277,67 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"frobnicate"}, getenv(nil), io.Discard, &errOut); code != exitUsage || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %d %q", code, errOut.String())
 	}
-	if code := run(context.Background(), []string{"serve", "-h"}, getenv(nil), io.Discard, io.Discard); code != 0 {
-		t.Errorf("serve -h: %d", code)
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		out.Reset()
+		if code := run(context.Background(), args, getenv(nil), &out, io.Discard); code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		mustContain(t, fmt.Sprint(args), out.String(), "patbot demo", "patbot serve", "patbot check", "patbot setup", "patbot audit",
+			"patbot bench", "patbot healthcheck", "patbot version")
+	}
+	// Each command's help is its own.
+	for _, cmd := range []string{"serve", "check", "demo", "audit", "bench", "healthcheck"} {
+		errOut.Reset()
+		if code := run(context.Background(), []string{cmd, "-h"}, getenv(nil), io.Discard, &errOut); code != 0 {
+			t.Errorf("%s -h: exit %d", cmd, code)
+		}
+		mustContain(t, cmd+" -h", errOut.String(), "Usage: patbot "+cmd)
+		if cmd != "serve" && strings.Contains(errOut.String(), "patbot serve") {
+			t.Errorf("%s -h speaks of serve:\n%s", cmd, &errOut)
+		}
+	}
+	errOut.Reset()
+	run(context.Background(), []string{"setup", "github", "-h"}, getenv(nil), io.Discard, &errOut)
+	mustContain(t, "setup github -h", errOut.String(), "Usage: patbot setup github")
+}
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	for want, bi := range map[string]*debug.BuildInfo{
+		"v1.2.3":              {Main: debug.Module{Version: "v1.2.3"}},
+		"devel+0123456789ab":  {Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.modified", Value: "false"}}},
+		"devel+0123456-dirty": {Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456"}, {Key: "vcs.modified", Value: "true"}}},
+		"devel":               {Main: debug.Module{Version: "(devel)"}},
+	} {
+		if got := versionFrom(bi); got != want {
+			t.Errorf("versionFrom(%+v) = %q, want %q", bi, got, want)
+		}
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"healthcheck"}, getenv(map[string]string{"PATBOT_ADDR": addr}), &out, io.Discard); code != 0 || !strings.Contains(out.String(), "healthy") {
+		t.Errorf("healthy patbot: %d %q", code, &out)
+	}
+	srv.Close()
+	if code := run(context.Background(), []string{"healthcheck", "-addr", addr}, getenv(nil), io.Discard, io.Discard); code != exitFailed {
+		t.Errorf("nothing listening: exit %d, want %d", code, exitFailed)
 	}
 }
 
 // startApp runs patbot serve's wiring against a fake GitHub, as main does.
 func startApp(t *testing.T, env map[string]string, logs io.Writer) (*App, func()) {
 	t.Helper()
-	cfg, err := loadConfig(nil, getenv(env), io.Discard)
+	cfg, err := loadConfig("serve", nil, getenv(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

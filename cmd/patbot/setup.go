@@ -45,8 +45,7 @@ type setupOptions struct {
 // them to an env file and a key file.
 func setupGitHub(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var o setupOptions
-	fs := flag.NewFlagSet("patbot setup github", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := commandFlags("setup github", stderr)
 	fs.StringVar(&o.org, "org", "", "create the App owned by this organization (default: your user account)")
 	fs.StringVar(&o.webhookURL, "webhook-url", "", "where GitHub sends webhooks: https://YOUR-HOST/github/webhook (required)")
 	fs.StringVar(&o.name, "name", "patbot", "the App's name (unique on GitHub)")
