@@ -41,6 +41,9 @@ func NewAPIMetrics(reg prometheus.Registerer) (*APIMetrics, error) {
 			return nil, err
 		}
 	}
+	for _, service := range []string{"slack", "github"} {
+		m.rateLimited.WithLabelValues(service)
+	}
 	return m, nil
 }
 

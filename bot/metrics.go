@@ -2,6 +2,9 @@ package bot
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
 )
 
 type metrics struct {
@@ -75,5 +78,53 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.initSeries()
 	return m, nil
 }
+
+// initSeries creates every series whose labels are known in advance, at
+// zero: a rate or an alert on a counter that has not moved yet needs the
+// series to exist.
+func (m *metrics) initSeries() {
+	for _, action := range knownActions {
+		for _, outcome := range []string{outcomeQueued, outcomeDuplicate, outcomeUnknownOrg} {
+			m.webhooks.WithLabelValues(github.EventPATRequest, action, outcome)
+		}
+	}
+	for _, event := range []string{github.EventPATRequest, labelOtherEventOrAct} {
+		for _, outcome := range []string{outcomeIgnored, outcomeBadSignature, outcomeMalformed, outcomeTooLarge, outcomeOverBudget, outcomeQueueFull, outcomeStoreError} {
+			m.webhooks.WithLabelValues(event, labelOtherEventOrAct, outcome)
+		}
+	}
+	m.webhooks.WithLabelValues(github.EventPing, labelOtherEventOrAct, outcomePing)
+	for _, outcome := range []string{outcomeQueued, outcomeDuplicate, outcomeIgnored, outcomeBadSignature, outcomeMalformed, outcomeTooLarge, outcomeOverBudget, outcomeQueueFull, outcomeStoreError} {
+		m.intake.WithLabelValues(outcome)
+	}
+	for _, result := range []string{"done", "retried", "parked"} {
+		m.jobs.WithLabelValues(result)
+	}
+	for _, outcome := range []store.State{store.StateApproved, store.StateDenied, store.StateCancelled, store.StateClosed, "failed"} {
+		for _, source := range []store.Source{store.SourceSlack, store.SourceWebhook, store.SourceReconcile} {
+			m.decisions.WithLabelValues(string(outcome), string(source))
+		}
+	}
+	for _, reason := range refusalReasons {
+		m.refusals.WithLabelValues(reason)
+	}
+	for _, route := range []string{"/slack/interactions", "/slack/commands"} {
+		for _, outcome := range []string{"ok", "malformed", "bad_signature", "busy"} {
+			m.slackRequests.WithLabelValues(route, outcome)
+		}
+	}
+	m.slackRequests.WithLabelValues("response_url", "refused")
+	for _, result := range []string{"ok", "error"} {
+		m.reconcileRuns.WithLabelValues(result)
+	}
+	for _, kind := range []string{"card_posted", "card_closed", "card_updated", "decision_settled"} {
+		m.reconcileRepairs.WithLabelValues(kind)
+	}
+}
+
+// refusalReasons are the reasons a decision or a revocation is refused, as
+// patbot_refusals_total labels them.
+var refusalReasons = []string{"org not configured", "slack user not mapped", "no record", "own request", "authorization check failed", "not authorized"}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,12 @@ func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
 
 func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*App, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "patbot_build_info",
+		Help: "Always 1; its labels say which patbot runs, built with which Go.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo)
 	api, err := bot.NewAPIMetrics(reg)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -459,6 +460,14 @@ func TestServeEndToEnd(t *testing.T) {
 		`patbot_api_requests_total{operation="GET /orgs/*/personal-access-token-requests",service="github",status="200"}`,
 		`patbot_api_requests_total{operation="chat.postMessage",service="slack",status="200"} 1`,
 		`patbot_api_request_seconds_bucket{operation="chat.postMessage",service="slack"`,
+		// Series that have not moved exist from the start, at zero.
+		`patbot_decisions_total{outcome="approved",source="slack"} 0`,
+		`patbot_refusals_total{reason="not authorized"} 0`,
+		`patbot_jobs_total{result="parked"} 0`,
+		`patbot_webhooks_total{action="other",event="other",outcome="bad_signature"} 0`,
+		`patbot_rate_limited_total{service="github"} 0`,
+		`patbot_reconcile_repairs_total{kind="decision_settled"} 0`,
+		`patbot_build_info{goversion="` + runtime.Version() + `",version="` + buildVersion() + `"} 1`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
