@@ -67,6 +67,7 @@ type GitHub interface {
 	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
 	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
 	RevokeGrant(ctx context.Context, org string, patID int64) error
+	App(ctx context.Context) (github.App, error)
 }
 
 var _ GitHub = (*github.Client)(nil)
@@ -202,6 +203,7 @@ type Bot struct {
 	capacity    int64
 	reserved    atomic.Int64
 	running     atomic.Bool
+	appAuth     atomic.Int32 // appAuthUnknown, appAuthOK or appAuthRefused
 	stopping    atomic.Pointer[context.Context] // Run's context, for timers started by handlers
 	retryTimers sync.WaitGroup
 	// wake is closed, and replaced, to send jobs waiting to retry to the
@@ -342,6 +344,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.started = b.now()
 	loops.Go(func() { b.pruneLoop(ctx) })
+	loops.Go(func() { b.checkAppAuth(ctx) })
 	if b.reconcileInterval > 0 {
 		loops.Go(func() { b.reconcileLoop(ctx) })
 	}
@@ -368,14 +371,18 @@ func (b *Bot) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the store is usable, the workers are running and,
-// in Socket Mode, the connection to Slack is up.
+// Ready reports whether the store is usable, the workers are running,
+// GitHub has not refused the App's credentials and, in Socket Mode, the
+// connection to Slack is up.
 func (b *Bot) Ready() error {
 	if err := b.store.Ping(); err != nil {
 		return err
 	}
 	if !b.running.Load() {
 		return errors.New("workers are not running")
+	}
+	if b.appAuth.Load() == appAuthRefused {
+		return errors.New("GitHub refuses the App's credentials (401): check GITHUB_APP_ID and the private key")
 	}
 	if b.socketMode != nil && !b.socketConnected.Load() {
 		return errors.New("not connected to Slack (Socket Mode)")

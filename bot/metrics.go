@@ -73,7 +73,16 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 		}
 		return b.now().Sub(oldest).Seconds()
 	})
-	for _, c := range []prometheus.Collector{pendingRequests, oldestPending, m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
+	authOK := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "patbot_github_auth_ok",
+		Help: "1 once GitHub has accepted the App's credentials; 0 while it could not be asked or refused them (see the logs).",
+	}, func() float64 {
+		if b.appAuth.Load() == appAuthOK {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{authOK, pendingRequests, oldestPending, m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

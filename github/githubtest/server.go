@@ -295,6 +295,13 @@ func (s *Server) Fail(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
+// Heal removes every fault: the outage is over.
+func (s *Server) Heal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // Calls returns every call received so far.
 func (s *Server) Calls() []Call {
 	s.callsMu.Lock()
