@@ -16,7 +16,10 @@ func TestReadinessFollowsTheAppsCredentials(t *testing.T) {
 		h := newHarness(t, "", nil)
 		h.gh.Fail(githubtest.Fault{Method: http.MethodGet, Path: "/app", Status: http.StatusUnauthorized, Message: "A JSON web token could not be decoded"})
 		h.start()
-		h.eventually("unready", func() bool { err := h.bot.Ready(); return err != nil && strings.Contains(err.Error(), "refuses the App's credentials") })
+		h.eventually("unready", func() bool {
+			err := h.bot.Ready()
+			return err != nil && strings.Contains(err.Error(), "refuses the App's credentials")
+		})
 		if v := metricValue(t, h.reg, "patbot_github_auth_ok"); v != 0 {
 			t.Errorf("patbot_github_auth_ok = %v", v)
 		}

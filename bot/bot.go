@@ -203,7 +203,7 @@ type Bot struct {
 	capacity    int64
 	reserved    atomic.Int64
 	running     atomic.Bool
-	appAuth     atomic.Int32 // appAuthUnknown, appAuthOK or appAuthRefused
+	appAuth     atomic.Int32                    // appAuthUnknown, appAuthOK or appAuthRefused
 	stopping    atomic.Pointer[context.Context] // Run's context, for timers started by handlers
 	retryTimers sync.WaitGroup
 	// wake is closed, and replaced, to send jobs waiting to retry to the
