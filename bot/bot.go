@@ -50,6 +50,30 @@ type Policy struct {
 	Users map[string]string // Slack user ID -> GitHub login
 }
 
+// loadedPolicy is a Policy in use, with what is derived from it.
+type loadedPolicy struct {
+	Policy
+	slackByLogin map[string]string // lower-case GitHub login -> Slack user ID
+}
+
+// SetPolicy puts p in force for everything patbot does from now on (a
+// reload); work in progress finishes under the policy it began with.
+func (b *Bot) SetPolicy(p Policy) {
+	lp := &loadedPolicy{Policy: p, slackByLogin: map[string]string{}}
+	// Several Slack users may map to one login; the smallest ID wins, so
+	// that mentions do not change from run to run.
+	for _, slackID := range slices.Sorted(maps.Keys(p.Users)) {
+		login := strings.ToLower(p.Users[slackID])
+		if _, dup := lp.slackByLogin[login]; !dup {
+			lp.slackByLogin[login] = slackID
+		}
+	}
+	b.current.Store(lp)
+}
+
+// policy is the policy in force.
+func (b *Bot) policy() *loadedPolicy { return b.current.Load() }
+
 // Org returns the configured org whose login is login, ignoring case.
 func (p Policy) Org(login string) (Org, bool) {
 	o, ok := p.Orgs[strings.ToLower(login)]
@@ -169,8 +193,7 @@ type Bot struct {
 	store         *store.DB
 	gh            GitHub
 	slack         Slack
-	policy        Policy
-	slackByLogin  map[string]string // lower-case GitHub login -> Slack user ID
+	current       atomic.Pointer[loadedPolicy] // replaced whole by SetPolicy
 	secret        []byte
 	signingSecret string
 	webURL        string
@@ -257,8 +280,6 @@ func New(d Deps) (*Bot, error) {
 		store:         d.Store,
 		gh:            d.GitHub,
 		wake:          make(chan struct{}),
-		policy:        d.Policy,
-		slackByLogin:  map[string]string{},
 		secret:        d.WebhookSecret,
 		signingSecret: d.SlackSigningSecret,
 		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
@@ -286,14 +307,7 @@ func New(d Deps) (*Bot, error) {
 		auditRetention:    orDefault(d.AuditRetention, 2*365*24*time.Hour),
 	}
 	b.slack = observedSlack{Slack: d.Slack, result: b.slackResult}
-	// Several Slack users may map to one login; the smallest ID wins, so
-	// that mentions do not change from run to run.
-	for _, slackID := range slices.Sorted(maps.Keys(d.Policy.Users)) {
-		login := strings.ToLower(d.Policy.Users[slackID])
-		if _, dup := b.slackByLogin[login]; !dup {
-			b.slackByLogin[login] = slackID
-		}
-	}
+	b.SetPolicy(d.Policy)
 	unfinished, err := d.Store.JobIDs()
 	if err != nil {
 		return nil, fmt.Errorf("bot: load unfinished jobs: %w", err)

@@ -15,7 +15,8 @@ func FuzzSlashCommandArgs(f *testing.F) {
 		"grants --org=acme @octocat", "grants --org", "grants <!channel>", "requests", "help", "grants a b", "grants -x"} {
 		f.Add(seed)
 	}
-	b := &Bot{policy: Policy{Orgs: map[string]Org{"acme": {Login: "Acme", Channel: "C1"}}, Users: map[string]string{"U0HAL": "halain987"}}}
+	b := &Bot{}
+	b.SetPolicy(Policy{Orgs: map[string]Org{"acme": {Login: "Acme", Channel: "C1"}}, Users: map[string]string{"U0HAL": "halain987"}})
 	f.Fuzz(func(t *testing.T, text string) {
 		args := strings.Fields(text)
 		if len(args) > 0 {

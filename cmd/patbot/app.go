@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"runtime"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,11 +31,12 @@ const shutdownTimeout = 10 * time.Second
 // App is patbot serve, wired: the store, the GitHub client, the bot and the
 // HTTP server. Tests drive it exactly as main does.
 type App struct {
-	log      *slog.Logger
-	db       *store.DB
-	bot      *bot.Bot
-	server   *http.Server
-	listener net.Listener
+	log        *slog.Logger
+	policyPath string
+	db         *store.DB
+	bot        *bot.Bot
+	server     *http.Server
+	listener   net.Listener
 }
 
 // newApp opens the store, builds every part and binds the listen address.
@@ -105,7 +110,7 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	app := &App{log: log, db: db, bot: b, listener: ln}
+	app := &App{log: log, policyPath: cfg.ConfigPath, db: db, bot: b, listener: ln}
 	app.server = &http.Server{
 		Handler:           app.routes(reg, deps.SocketMode == nil),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -142,6 +147,18 @@ func (a *App) routes(reg *prometheus.Registry, slackHTTP bool) http.Handler {
 	return mux
 }
 
+// ReloadPolicy reads the policy file again and puts it in force, once it
+// is checked: a file with problems changes nothing, and the log says why.
+func (a *App) ReloadPolicy() {
+	p, problems := loadPolicy(a.policyPath)
+	if len(problems) > 0 {
+		a.log.Error("policy file not reloaded; the policy in force stays", "path", a.policyPath, "problems", strings.Join(problems, "; "))
+		return
+	}
+	a.bot.SetPolicy(p)
+	a.log.Info("policy file reloaded", "path", a.policyPath, "orgs", len(p.Orgs), "users", len(p.Users))
+}
+
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
@@ -152,6 +169,23 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopBot()
 	botDone := make(chan error, 1)
 	go func() { botDone <- a.bot.Run(botCtx) }()
+
+	// SIGHUP reloads the policy file.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for {
+			select {
+			case <-botCtx.Done():
+				return
+			case <-hup:
+				a.ReloadPolicy()
+			}
+		}
+	}()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
@@ -170,6 +204,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("requests still in progress at shutdown", "err", serr)
 	}
 	stopBot()
+	<-reloaderDone
 	if berr := <-botDone; berr != nil {
 		err = errors.Join(err, berr)
 	}

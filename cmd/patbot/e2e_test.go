@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -621,4 +622,28 @@ func TestE2ESlackSignatureRequired(t *testing.T) {
 	if len(e.reviews()) != 0 || len(e.slack.Ephemerals("")) != 0 {
 		t.Error("a rejected request had an effect")
 	}
+}
+
+// SIGHUP reloads the policy file: a file with problems changes nothing,
+// and a good one is in force at once.
+func TestE2ESighupReloadsThePolicy(t *testing.T) {
+	e := newE2E(t)
+	e.gh.SetMembership(org, "dave", "admin", "active")
+	e.created()
+	reloadWith := func(policy, logged string) {
+		t.Helper()
+		if err := os.WriteFile(e.env["PATBOT_CONFIG"], []byte(policy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := strings.Count(e.logs.String(), logged)
+		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		e.waitFor(logged, func() bool { return strings.Count(e.logs.String(), logged) > before })
+	}
+	reloadWith(e2ePolicy+"  U0DAVE: [not, a, login]\n", "policy file not reloaded")
+	e.click("U0DAVE", "pat_approve")
+	e.ephemeral("U0DAVE", "not linked to a GitHub login")
+
+	reloadWith(e2ePolicy+"  U0DAVE: dave\n", "policy file reloaded")
+	e.click("U0DAVE", "pat_approve")
+	e.waitFor("approved by dave", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by <@U0DAVE> (dave)") })
 }
