@@ -46,8 +46,9 @@ type slackManifest struct {
 	} `yaml:"settings"`
 }
 
-func TestManifestMatchesPatbot(t *testing.T) {
-	raw, err := os.ReadFile("../../manifest.yaml")
+func readManifest(t *testing.T, name string) slackManifest {
+	t.Helper()
+	raw, err := os.ReadFile("../../" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +56,19 @@ func TestManifestMatchesPatbot(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// checkManifestCommon checks what both manifests must say alike: the
+// command, interactivity, and a scope for every Slack method patbot calls.
+func checkManifestCommon(t *testing.T, m slackManifest) {
+	t.Helper()
 	if m.DisplayInformation.Name == "" || len(m.DisplayInformation.Name) > 35 || m.Features.BotUser.DisplayName == "" {
 		t.Errorf("display information = %+v", m.DisplayInformation)
 	}
-	if m.Settings.SocketModeEnabled || m.Settings.TokenRotationEnabled {
-		t.Error("the manifest is for HTTP mode without token rotation")
+	if m.Settings.TokenRotationEnabled {
+		t.Error("patbot does not rotate tokens")
 	}
-
-	// Every URL points at patbot.example.com and at a route patbot serves.
 	if len(m.Features.SlashCommands) != 1 {
 		t.Fatalf("slash commands = %+v", m.Features.SlashCommands)
 	}
@@ -73,6 +79,45 @@ func TestManifestMatchesPatbot(t *testing.T) {
 	if !m.Settings.Interactivity.IsEnabled {
 		t.Error("interactivity is off")
 	}
+	granted := map[string]bool{}
+	for _, s := range m.OAuthConfig.Scopes.Bot {
+		granted[s] = true
+	}
+	if !granted["commands"] {
+		t.Error("scope commands (for /pat) missing")
+	}
+	for method, scopes := range bot.SlackScopes {
+		for _, s := range strings.Fields(scopes) {
+			if !granted[s] {
+				t.Errorf("%s needs scope %s, which the manifest lacks", method, s)
+			}
+		}
+	}
+}
+
+// The Socket Mode manifest is the HTTP one without URLs: the same app.
+func TestSocketModeManifest(t *testing.T) {
+	m, httpMode := readManifest(t, "manifest.socket-mode.yaml"), readManifest(t, "manifest.yaml")
+	checkManifestCommon(t, m)
+	if !m.Settings.SocketModeEnabled {
+		t.Error("socket_mode_enabled is false")
+	}
+	if m.Features.SlashCommands[0].URL != "" || m.Settings.Interactivity.RequestURL != "" {
+		t.Error("a Socket Mode manifest names no URL")
+	}
+	if strings.Join(m.OAuthConfig.Scopes.Bot, " ") != strings.Join(httpMode.OAuthConfig.Scopes.Bot, " ") {
+		t.Errorf("scopes differ from manifest.yaml: %v", m.OAuthConfig.Scopes.Bot)
+	}
+}
+
+func TestManifestMatchesPatbot(t *testing.T) {
+	m := readManifest(t, "manifest.yaml")
+	checkManifestCommon(t, m)
+	if m.Settings.SocketModeEnabled {
+		t.Error("manifest.yaml is for HTTP mode")
+	}
+	cmd := m.Features.SlashCommands[0]
+	// Every URL points at patbot.example.com and at a route patbot serves.
 	env := testEnv(t, goodPolicy)
 	app, stop := startApp(t, env, io.Discard)
 	defer stop()
@@ -90,22 +135,6 @@ func TestManifestMatchesPatbot(t *testing.T) {
 		// Unsigned, so refused: but by the route, not for want of one.
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("POST %s: %d, want 401 from patbot's Slack route", u.Path, resp.StatusCode)
-		}
-	}
-
-	// Every Slack method patbot calls is covered by a scope.
-	granted := map[string]bool{}
-	for _, s := range m.OAuthConfig.Scopes.Bot {
-		granted[s] = true
-	}
-	if !granted["commands"] {
-		t.Error("scope commands (for /pat) missing")
-	}
-	for method, scopes := range bot.SlackScopes {
-		for _, s := range strings.Fields(scopes) {
-			if !granted[s] {
-				t.Errorf("%s needs scope %s, which the manifest lacks", method, s)
-			}
 		}
 	}
 }
