@@ -164,6 +164,9 @@ type Deps struct {
 	// AuditRetention is how long audit events are kept. Default 2 years.
 	AuditRetention time.Duration
 
+	// OnAudit, when set, is called after each event joins the audit trail
+	// (the audit stream's cue).
+	OnAudit func()
 	// Clock is patbot's time, for its timers too; default the system's.
 	// Now, when set, overrides its Now.
 	Clock Clock
@@ -204,6 +207,7 @@ type Bot struct {
 	responseClient   *http.Client
 	responsePrefixes []string
 	log              *slog.Logger
+	onAudit          func()
 	metrics          *metrics
 	now              func() time.Time
 	after            func(time.Duration) <-chan time.Time
@@ -288,6 +292,7 @@ func New(d Deps) (*Bot, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		responsePrefixes:  d.ResponseURLPrefixes,
 		log:               d.Logger,
+		onAudit:           d.OnAudit,
 		now:               d.Now,
 		after:             d.Clock.After,
 		workers:           orDefault(d.Workers, 4),

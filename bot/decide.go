@@ -445,5 +445,9 @@ func (b *Bot) findPending(ctx context.Context, org Org, id int64, owner string, 
 func (b *Bot) audit(e store.AuditEvent) {
 	if err := b.store.AppendAudit(e); err != nil {
 		b.log.Error("cannot append to the audit trail", "err", err, LogOrg, e.Org, LogRequest, e.RequestID, "kind", e.Kind)
+		return
+	}
+	if b.onAudit != nil {
+		b.onAudit()
 	}
 }

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,6 +65,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 		Slack:               bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
 		SlackSigningSecret:  signingSecret,
 		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},
+		Logger:              slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:             nil, RetryBackoff: 10 * time.Millisecond,
 		ReconcileInterval: -1,
 		Clock:             h.clock,

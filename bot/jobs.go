@@ -136,16 +136,20 @@ func (b *Bot) runAt(id uint64, at time.Time) {
 // retryLater queues id again after delay, unless patbot stops first (the
 // job is in the store either way).
 func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
-	wake := b.wakeChan()
+	if stop.Err() != nil {
+		return
+	}
+	due, wake := b.after(delay), b.wakeChan()
 	b.retryTimers.Go(func() {
 		select {
 		case <-stop.Done():
-		case <-b.after(delay):
+		case <-due:
 			b.queue <- id // never blocks: id holds a reserved place
 		case <-wake:
 			b.queue <- id
 		}
 	})
+	b.log.Debug("job waits", LogJob, id, "delay", delay)
 }
 
 // requestOpen reports whether a job's request still awaits a decision: its

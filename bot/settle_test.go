@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,7 +38,10 @@ func (h *harness) waitingCard() {
 // settle job waits for it.
 func (h *harness) moveClockPastSettle() {
 	h.t.Helper()
-	h.eventually("settle job waiting", func() bool { return h.clock.Timers() > 0 })
+	h.eventually("settle job waiting", func() bool {
+		ids := h.jobs()
+		return len(ids) == 1 && strings.Contains(h.logs.String(), fmt.Sprintf(`"msg":"job waits","job":%d,`, ids[0]))
+	})
 	h.clock.Advance(31 * time.Second)
 }
 
@@ -167,6 +171,11 @@ func TestClaimSettledAfterACrashWithoutReconciliation(t *testing.T) {
 	h.stop = nil
 
 	h2 := newHarnessWith(t, h, withApprovers) // ReconcileInterval -1: off
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.logs)
+		}
+	})
 	if r, _ := h2.db.Request("github-ssh-authority", 415440); r.State != store.StateDeciding {
 		t.Fatalf("state after the crash = %s, want deciding", r.State)
 	}

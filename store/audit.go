@@ -55,6 +55,7 @@ type AuditFilter struct {
 	Since time.Time
 	Until time.Time
 	Kinds []string // decision, refused, failed, revocation
+	After uint64   // only events whose Seq is greater
 	Limit int
 }
 
@@ -63,7 +64,7 @@ func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
 	var out []AuditEvent
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(itob(f.After + 1)); k != nil; k, v = c.Next() {
 			var e AuditEvent
 			if err := decode(v, &e); err != nil {
 				return err
@@ -113,3 +114,31 @@ func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
 	}
 	return n, nil
 }
+
+// Cursor returns how far the reader called name has read (0 before it
+// starts): the audit stream keeps its place in the store, so that a restart
+// neither repeats nor skips.
+func (db *DB) Cursor(name string) (uint64, error) {
+	var v uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bucketMeta).Get(cursorKey(name)); len(raw) == 8 {
+			v = btoi(raw)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: cursor %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetCursor records how far the reader called name has read.
+func (db *DB) SetCursor(name string, v uint64) error {
+	err := db.group(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(cursorKey(name), itob(v)) })
+	if err != nil {
+		return fmt.Errorf("store: set cursor %s: %w", name, err)
+	}
+	return nil
+}
+
+func cursorKey(name string) []byte { return []byte("cursor:" + name) }

@@ -518,3 +518,26 @@ func TestUpdateRequestWithJob(t *testing.T) {
 		t.Error("Unconfirmed not kept")
 	}
 }
+
+func TestAuditAfterAndCursor(t *testing.T) {
+	db := mustOpen(t, "")
+	for i := range 5 {
+		db.AppendAudit(AuditEvent{Kind: "decision", Org: "acme", RequestID: int64(i + 1)})
+	}
+	after, err := db.AuditEvents(AuditFilter{After: 3})
+	if err != nil || len(after) != 2 || after[0].Seq != 4 {
+		t.Fatalf("after 3: %+v, %v", after, err)
+	}
+	if c, err := db.Cursor("siem"); c != 0 || err != nil {
+		t.Fatalf("new cursor = %d, %v", c, err)
+	}
+	if err := db.SetCursor("siem", 3); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := db.Cursor("siem"); c != 3 {
+		t.Errorf("cursor = %d, want 3", c)
+	}
+	if c, _ := db.Cursor("other"); c != 0 {
+		t.Errorf("another reader's cursor = %d", c)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/auditstream"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
@@ -33,10 +34,16 @@ const shutdownTimeout = 10 * time.Second
 type App struct {
 	log        *slog.Logger
 	policyPath string
-	db         *store.DB
-	bot        *bot.Bot
-	server     *http.Server
-	listener   net.Listener
+	// admin serves patbot audit on a local socket.
+	admin   *http.Server
+	adminLn net.Listener
+	// stream, when set, copies the audit trail to streamOut.
+	stream    *auditstream.Stream
+	streamOut *os.File
+	db        *store.DB
+	bot       *bot.Bot
+	server    *http.Server
+	listener  net.Listener
 }
 
 // newApp opens the store, builds every part and binds the listen address.
@@ -98,19 +105,36 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 	if cfg.SlackAppToken != "" {
 		deps.SocketMode = &bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}
 	}
+	app := &App{log: log, policyPath: cfg.ConfigPath, db: db}
+	if cfg.AuditStream != "" {
+		out, floor, err := openAuditStream(cfg.AuditStream)
+		if err != nil {
+			return nil, err
+		}
+		app.stream, app.streamOut = auditstream.New(db, out, floor, log, time.After), out
+		deps.OnAudit = app.stream.Notify
+	}
 	if tune != nil {
 		tune(&deps)
 	}
 	b, err := bot.New(deps)
 	if err != nil {
+		app.closeStream()
 		return nil, err
 	}
+	app.bot = b
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+	if app.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		app.closeStream()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	app := &App{log: log, policyPath: cfg.ConfigPath, db: db, bot: b, listener: ln}
+	if app.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
+		app.listener.Close()
+		app.closeStream()
+		return nil, err
+	}
+	app.admin = &http.Server{Handler: adminHandler(db, log), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	app.server = &http.Server{
 		Handler:           app.routes(reg, deps.SocketMode == nil),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -159,6 +183,30 @@ func (a *App) ReloadPolicy() {
 	a.log.Info("policy file reloaded", "path", a.policyPath, "orgs", len(p.Orgs), "users", len(p.Users))
 }
 
+// openAuditStream opens where the audit stream goes: "-" for standard
+// output, else a file, appended to and made whole after a stop.
+func openAuditStream(path string) (*os.File, uint64, error) {
+	if path == "-" {
+		return os.Stdout, 0, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("audit stream: %w", err)
+	}
+	floor, err := auditstream.Recover(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("audit stream %s: %w", path, err)
+	}
+	return f, floor, nil
+}
+
+func (a *App) closeStream() {
+	if a.streamOut != nil && a.streamOut != os.Stdout {
+		a.streamOut.Close()
+	}
+}
+
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
@@ -187,9 +235,24 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		if a.stream != nil {
+			a.stream.Run(botCtx)
+		}
+	}()
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if err := a.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin socket stopped", "err", err)
+		}
+	}()
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
-	a.log.Info("patbot listening", "addr", a.Addr(), "version", buildVersion(), "db", a.db.Path())
+	a.log.Info("patbot listening", "addr", a.Addr(), "admin_socket", a.adminLn.Addr().String(), "version", buildVersion(), "db", a.db.Path())
 
 	var err error
 	select {
@@ -203,8 +266,14 @@ func (a *App) Run(ctx context.Context) error {
 	if serr := a.server.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		a.log.Warn("requests still in progress at shutdown", "err", serr)
 	}
+	if serr := a.admin.Shutdown(sctx); serr != nil {
+		a.log.Warn("admin requests still in progress at shutdown", "err", serr)
+	}
+	<-adminDone
 	stopBot()
 	<-reloaderDone
+	<-streamDone
+	a.closeStream()
 	if berr := <-botDone; berr != nil {
 		err = errors.Join(err, berr)
 	}

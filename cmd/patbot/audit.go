@@ -2,12 +2,14 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,14 +18,15 @@ import (
 )
 
 // audit exports the audit trail (decisions, revocations, refused and failed
-// attempts) as JSON lines or CSV.
-func audit(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// attempts) as JSON lines or CSV: from the running patbot, through its
+// admin socket, or else from the database file.
+func audit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := commandFlags("audit", stderr)
 	dbPath := fs.String("db", cmp.Or(getenv("PATBOT_DB"), defaultDBPath), "bbolt database file; env PATBOT_DB")
 	org := fs.String("org", "", "only this organization")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, or a date like 2026-01-31)")
 	until := fs.String("until", "", "only events before this time (RFC 3339, or a date)")
-	kinds := fs.String("kind", "", "only these kinds, comma-separated: decision, revocation, refused, failed")
+	kinds := fs.String("kind", "", "only these kinds, comma-separated: decision, revocation, refused, failed, unconfirmed")
 	format := fs.String("format", "jsonl", "jsonl or csv")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -31,35 +34,31 @@ func audit(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		}
 		return exitUsage
 	}
-	f := store.AuditFilter{Org: *org}
-	var problems []string
-	for _, t := range []struct {
-		name, value string
-		into        *time.Time
-	}{{"-since", *since, &f.Since}, {"-until", *until, &f.Until}} {
-		if t.value == "" {
-			continue
+	query := url.Values{}
+	for name, v := range map[string]string{"org": *org, "since": *since, "until": *until, "kind": *kinds, "format": *format} {
+		if v != "" {
+			query.Set(name, v)
 		}
-		v, err := parseTime(t.value)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s %q is not a time (use 2026-01-31 or 2026-01-31T15:04:05Z)", t.name, t.value))
-		}
-		*t.into = v
 	}
-	if *kinds != "" {
-		f.Kinds = strings.Split(*kinds, ",")
-	}
-	if *format != "jsonl" && *format != "csv" {
-		problems = append(problems, "-format must be jsonl or csv")
-	}
+	q, problems := parseAuditQuery(query)
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "patbot audit: %s\n", strings.Join(problems, "; "))
 		return exitUsage
 	}
 
+	socket := adminSocketPath(getenv, *dbPath)
+	err := askAdmin(ctx, socket, "/audit", query, stdout)
+	if err == nil {
+		return exitOK
+	}
+	if !errors.Is(err, errNoAdmin) {
+		fmt.Fprintf(stderr, "patbot audit: %v\n", err)
+		return exitFailed
+	}
+	// No patbot is running: read the file.
 	db, err := store.Open(*dbPath, store.Options{ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(stderr, "patbot audit: %s is in use by a running patbot (bbolt admits one process): run the export where patbot is stopped, or on a copy taken while it was\n", *dbPath)
+		fmt.Fprintf(stderr, "patbot audit: %s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it\n", *dbPath, socket)
 		return exitFailed
 	}
 	if err != nil {
@@ -67,26 +66,62 @@ func audit(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		return exitFailed
 	}
 	defer db.Close()
-	events, err := db.AuditEvents(f)
-	if err != nil {
-		fmt.Fprintf(stderr, "patbot audit: %v\n", err)
-		return exitFailed
-	}
-	if *format == "csv" {
-		err = writeAuditCSV(stdout, events)
-	} else {
-		enc := json.NewEncoder(stdout)
-		for _, e := range events {
-			if err = enc.Encode(e); err != nil {
-				break
-			}
-		}
+	events, err := db.AuditEvents(q.filter)
+	if err == nil {
+		err = writeAudit(stdout, q.format, events)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "patbot audit: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// auditQuery is an audit export's filter and format, as patbot audit's
+// flags and the admin socket's query name them.
+type auditQuery struct {
+	filter store.AuditFilter
+	format string
+}
+
+func parseAuditQuery(v url.Values) (auditQuery, []string) {
+	q := auditQuery{filter: store.AuditFilter{Org: v.Get("org")}, format: cmp.Or(v.Get("format"), "jsonl")}
+	var problems []string
+	for _, t := range []struct {
+		name string
+		into *time.Time
+	}{{"since", &q.filter.Since}, {"until", &q.filter.Until}} {
+		raw := v.Get(t.name)
+		if raw == "" {
+			continue
+		}
+		at, err := parseTime(raw)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("-%s %q is not a time (use 2026-01-31 or 2026-01-31T15:04:05Z)", t.name, raw))
+		}
+		*t.into = at
+	}
+	if kinds := v.Get("kind"); kinds != "" {
+		q.filter.Kinds = strings.Split(kinds, ",")
+	}
+	if q.format != "jsonl" && q.format != "csv" {
+		problems = append(problems, "-format must be jsonl or csv")
+	}
+	return q, problems
+}
+
+// writeAudit writes events as JSON lines or CSV.
+func writeAudit(w io.Writer, format string, events []store.AuditEvent) error {
+	if format == "csv" {
+		return writeAuditCSV(w, events)
+	}
+	enc := json.NewEncoder(w)
+	for _, e := range events {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeAuditCSV(w io.Writer, events []store.AuditEvent) error {

@@ -35,7 +35,7 @@ func TestAuditExport(t *testing.T) {
 
 	// Locked while a patbot holds the file.
 	var errOut bytes.Buffer
-	if code := run(context.Background(), []string{"audit"}, getenv(env), io.Discard, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "in use by a running patbot") {
+	if code := run(context.Background(), []string{"audit"}, getenv(env), io.Discard, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "in use by a running patbot, which does not answer on its admin socket") {
 		t.Errorf("while locked: %d %q", code, errOut.String())
 	}
 	db.Close()

@@ -42,9 +42,14 @@ type Config struct {
 
 	ConfigPath string
 	DBPath     string
-	Addr       string
-	LogFormat  string // json or text
-	LogLevel   string // debug, info, warn or error
+	// AdminSocket is where patbot serves admin commands (patbot audit).
+	AdminSocket string
+	// AuditStream is where the audit trail is streamed as JSON lines: a
+	// file, "-" for standard output, or "" for nowhere.
+	AuditStream string
+	Addr        string
+	LogFormat   string // json or text
+	LogLevel    string // debug, info, warn or error
 	// ReconcileInterval is how often patbot compares its records with
 	// GitHub; 0 turns it off.
 	ReconcileInterval time.Duration
@@ -186,6 +191,12 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		}
 	}
 
+	cfg.AdminSocket = adminSocketPath(getenv, cfg.DBPath)
+	if len(cfg.AdminSocket) > maxSocketPath {
+		add("PATBOT_ADMIN_SOCKET %s is longer than a Unix socket path may be (%d bytes): name a shorter path", cfg.AdminSocket, maxSocketPath)
+	}
+	cfg.AuditStream = env("PATBOT_AUDIT_STREAM", "")
+
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		add("listen address %q: %v", cfg.Addr, err)
 	}
@@ -210,6 +221,9 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	}
 	return cfg, nil
 }
+
+// maxSocketPath is the longest path a Unix socket may have on Linux.
+const maxSocketPath = 107
 
 // checkResponseURLPrefix accepts an https URL with a host, ending in "/"
 // (so that the host cannot be extended); http only on a loopback address.

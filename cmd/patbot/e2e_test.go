@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -646,4 +648,64 @@ func TestE2ESighupReloadsThePolicy(t *testing.T) {
 	reloadWith(e2ePolicy+"  U0DAVE: dave\n", "policy file reloaded")
 	e.click("U0DAVE", "pat_approve")
 	e.waitFor("approved by dave", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by <@U0DAVE> (dave)") })
+}
+
+// While patbot serves, patbot audit asks it through the admin socket (the
+// database is locked); the socket is private; and the audit stream holds
+// each event once, across a restart.
+func TestE2EAuditWhileServingAndStreamed(t *testing.T) {
+	var streamPath string
+	e := newE2EWith(t, func(env map[string]string, _ *slacktest.Server) {
+		streamPath = filepath.Join(filepath.Dir(env["PATBOT_DB"]), "audit.jsonl")
+		env["PATBOT_AUDIT_STREAM"] = streamPath
+	})
+	e.created()
+	e.click("U0ALICE", "pat_approve")
+	e.waitFor("approved", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by <@U0ALICE>") })
+
+	socket := filepath.Join(filepath.Dir(e.env["PATBOT_DB"]), "patbot.sock")
+	fi, err := os.Stat(socket)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("admin socket: %v, %v", fi, err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"audit", "-kind", "decision", "-format", "csv"}, getenv(e.env), &out, &errOut); code != 0 {
+		t.Fatalf("patbot audit while serving: exit %d: %s", code, &errOut)
+	}
+	mustContain(t, "audit export", out.String(), "seq,at,kind", ",decision,github-ssh-authority,415440,,approve,alice,U0ALICE,slack,")
+
+	streamed := func() []store.AuditEvent {
+		raw, _ := os.ReadFile(streamPath)
+		var events []store.AuditEvent
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var ev store.AuditEvent
+			if line != "" && json.Unmarshal([]byte(line), &ev) == nil {
+				events = append(events, ev)
+			}
+		}
+		return events
+	}
+	e.waitFor("decision streamed", func() bool {
+		for _, ev := range streamed() {
+			if ev.Kind == "decision" && ev.Actor == "alice" {
+				return true
+			}
+		}
+		return false
+	})
+	// A restart streams what comes next, and nothing twice.
+	e.stopApp()
+	app, stop := startApp(t, e.env, e.logs)
+	defer stop()
+	e.base = "http://" + app.Addr()
+	e.click("U0NOBODY", "pat_approve") // refused (not mapped): one more event
+	e.waitFor("refusal streamed", func() bool {
+		events := streamed()
+		return len(events) > 0 && events[len(events)-1].Kind == "refused"
+	})
+	for i, ev := range streamed() {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("stream seqs not 1, 2, 3…: event %d has seq %d", i, ev.Seq)
+		}
+	}
 }

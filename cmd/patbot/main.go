@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "setup":
 		return setup(ctx, args, getenv, stdout, stderr)
 	case "audit":
-		return audit(args, getenv, stdout, stderr)
+		return audit(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args, stdout, stderr)
 	case "version":
