@@ -93,6 +93,16 @@ func (r Response) Text() string {
 	return m.Text + "\n" + Message{Blocks: m.Blocks}.BlockText()
 }
 
+// Message is the response as a message, for what shows messages.
+func (r Response) Message() Message {
+	var m struct {
+		Text   string          `json:"text"`
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	json.Unmarshal(r.Body, &m)
+	return Message{Text: m.Text, Blocks: m.Blocks}
+}
+
 // Mrkdwn returns the response's mrkdwn texts (see Message.Mrkdwn).
 func (r Response) Mrkdwn() string {
 	var m struct {

@@ -16,12 +16,23 @@ func TestDemoRunsTheWholeFlowOffline(t *testing.T) {
 	if code := run(context.Background(), []string{"demo"}, getenv(nil), &out, &errOut); code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errOut.String())
 	}
-	mustContain(t, "demo output", out.String(),
+	text := out.String()
+	mustContain(t, "demo output", text,
 		"POST /github/webhook (personal_access_token_request, created) → 202 Accepted",
-		"Publish releases from the CI pipeline.", "[ Approve ]  [ Deny… ]", "Block Kit JSON:", `"action_id": "pat_approve"`,
-		"POST /slack/interactions → 200",
+		"Publish releases from the CI pipeline.", "[ Approve ]  [ Deny… ]",
+		"GitHub says carol is not an owner of acme. Nothing was changed.",
 		`POST /orgs/acme/personal-access-token-requests/4242 {"action":"approve"} → 204 No Content`,
-		"*Approved* by @alice (alice)", "octocat got a direct message")
+		"*Approved* by @alice (alice)", "octocat got a direct message",
+		":x: *Denied* by @alice (alice)", ">Administration of every repository is too broad",
+		"FINE-GRAINED TOKENS OF OCTOCAT", "`release-automation`", "[ Revoke ]")
+	if strings.Contains(text, "Block Kit JSON:") || strings.Count(text, "\n") > 200 {
+		t.Errorf("the default story is not short and readable: %d lines", strings.Count(text, "\n"))
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"demo", "-json"}, getenv(nil), &out, &errOut); code != 0 {
+		t.Fatalf("demo -json exited %d: %s", code, errOut.String())
+	}
+	mustContain(t, "demo -json output", out.String(), "Block Kit JSON:", `"action_id": "pat_approve"`)
 }
 
 // checkEnv is a configuration whose GitHub and Slack are fakes.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,7 +33,7 @@ const demoTimeout = 30 * time.Second
 // and no credentials are needed.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := commandFlags("demo", stderr)
-	showJSON := fs.Bool("json", true, "also print the cards' Block Kit JSON")
+	showJSON := fs.Bool("json", false, "also print the cards' Block Kit JSON")
 	verbose := fs.Bool("v", false, "print patbot's log")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,13 +57,14 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 		return err
 	}
 	defer gh.Close()
-	const org, requestID = "acme", 4242
+	const org, channel = "acme", "C0DEMO"
 	gh.AddOrg(org, 1)
 	gh.SetMembership(org, "alice", "admin", "active")
+	gh.SetMembership(org, "carol", "member", "active")
 	now := time.Now().UTC().Truncate(time.Second)
 	expires := now.Add(30 * 24 * time.Hour)
-	request := github.PendingRequest{
-		ID: requestID, Owner: github.User{Login: "octocat", ID: 583231}, TokenID: 98716, TokenName: "release-automation",
+	release := github.PendingRequest{
+		ID: 4242, Owner: github.User{Login: "octocat", ID: 583231}, TokenID: 98716, TokenName: "release-automation",
 		Reason: "Publish releases from the CI pipeline.", RepositorySelection: github.SelectionSubset,
 		Permissions: github.Permissions{
 			Organization: map[string]string{"members": "read"},
@@ -70,7 +72,14 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 		},
 		CreatedAt: now, TokenExpiresAt: &expires,
 	}
-	gh.AddRequest(org, request)
+	admin := github.PendingRequest{
+		ID: 4243, Owner: github.User{Login: "octocat", ID: 583231}, TokenID: 98717, TokenName: "cleanup-script",
+		Reason: "Tidy up old repositories.", RepositorySelection: github.SelectionAll,
+		Permissions: github.Permissions{Repository: map[string]string{"administration": "write", "metadata": "read"}},
+		CreatedAt:   now,
+	}
+	gh.AddRequest(org, release)
+	gh.AddRequest(org, admin)
 	sl := slacktest.New("xoxb-demo")
 	defer sl.Close()
 
@@ -83,10 +92,12 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 	cfg := &Config{
 		AppID: gh.AppID, PrivateKey: gh.PrivateKeyPEM, WebhookSecret: []byte(webhookSecret), GitHubAPIURL: gh.URL,
 		SlackBotToken: "xoxb-demo", SlackSigningSecret: signingSecret, SlackAPIURL: sl.URL,
-		DBPath: filepath.Join(dir, "patbot.db"), Addr: "127.0.0.1:0", GitHubWebURL: "https://github.com",
+		SlackResponseURLPrefixes: []string{sl.ResponseURL("")},
+		DBPath:                   filepath.Join(dir, "patbot.db"), AdminSocket: filepath.Join(dir, "patbot.sock"),
+		Addr: "127.0.0.1:0", GitHubWebURL: "https://github.com",
 		Policy: bot.Policy{
-			Orgs:  map[string]bot.Org{org: {Login: org, Channel: "C0DEMO"}},
-			Users: map[string]string{"U0ALICE": "alice", "U0OCTOCAT": "octocat"},
+			Orgs:  map[string]bot.Org{org: {Login: org, Channel: channel}},
+			Users: map[string]string{"U0ALICE": "alice", "U0CAROL": "carol", "U0OCTOCAT": "octocat"},
 		},
 	}
 	logTo := io.Discard
@@ -102,54 +113,121 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 	go func() { done <- app.Run(runCtx) }()
 	defer func() { stop(); <-done }()
 	base := "http://" + app.Addr()
+	slackPost := func(path string, form url.Values) (int, error) {
+		req := slacktest.SignedRequest(signingSecret, base+path, time.Now(), form)
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	cardOf := func(id int64) (slacktest.Message, bool) {
+		return sl.FindMetadata(channel, fmt.Sprintf(`"request":"%s/%d"`, org, id))
+	}
+	waitFor := func(what string, cond func() bool) error {
+		if err := waitUntil(ctx, cond); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 
-	fmt.Fprintf(out, "patbot demo: everything below runs on this machine, against a fake GitHub and a fake Slack.\n\n")
+	fmt.Fprintf(out, "patbot demo: everything below runs on this machine, against a fake GitHub and a fake Slack.\n"+
+		"In it, octocat asks for two tokens; alice, an owner of %s, approves one and denies the other;\n"+
+		"carol, a member who is not an owner, tries to approve and cannot.\n\n", org)
+
 	fmt.Fprintf(out, "1. octocat asks for a fine-grained token with access to %s. GitHub sends patbot a signed webhook:\n", org)
-	payload := demoWebhook(org, request)
-	code, err := postWebhook(ctx, base, webhookSecret, payload)
+	code, err := postWebhook(ctx, base, webhookSecret, demoWebhook(org, release))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "   POST /github/webhook (personal_access_token_request, created) → %d %s\n\n", code, http.StatusText(code))
-
-	if err := waitUntil(ctx, func() bool { return metricAtLeast(base, `patbot_jobs_total{result="done"}`, 1) }); err != nil {
-		return fmt.Errorf("no card was posted: %w", err)
-	}
-	card := sl.Messages("C0DEMO")[0]
-	fmt.Fprintf(out, "2. patbot looked up the requester's reason in GitHub and posted this card to #pat-requests:\n\n")
-	printCard(out, card, showJSON)
-
-	fmt.Fprintf(out, "3. alice, an owner of %s, clicks Approve and confirms. Slack sends patbot a signed request.\n", org)
-	click := slacktest.BlockActionPayload("U0ALICE", "C0DEMO", card.TS, bot.ActionApprove, fmt.Sprintf("%s/%d", org, requestID))
-	req := slacktest.SignedRequest(signingSecret, base+"/slack/interactions", time.Now(), click)
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
+	var card slacktest.Message
+	if err := waitFor("no card was posted", func() bool { var ok bool; card, ok = cardOf(release.ID); return ok }); err != nil {
 		return err
 	}
-	resp.Body.Close()
-	fmt.Fprintf(out, "   POST /slack/interactions → %d (acknowledged at once; the work follows)\n\n", resp.StatusCode)
+	fmt.Fprintf(out, "2. patbot looked up the requester's reason in GitHub and posted this card to the org's channel:\n\n")
+	printCard(out, card, showJSON)
 
-	if err := waitUntil(ctx, func() bool {
-		m := sl.Messages("C0DEMO")
-		return len(m) > 0 && strings.Contains(m[0].BlockText(), "*Approved*") && len(sl.Messages("D0OCTOCAT")) > 0
-	}); err != nil {
-		return fmt.Errorf("the card was not updated: %w", err)
+	fmt.Fprintf(out, "3. carol clicks Approve. patbot asks GitHub whether she may decide; GitHub says she is a member,\n"+
+		"   not an owner, so nothing is decided and only she sees why:\n")
+	if _, err := slackPost("/slack/interactions", slacktest.BlockActionPayload("U0CAROL", channel, card.TS, bot.ActionApprove, fmt.Sprintf("%s/%d", org, release.ID))); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "4. patbot checked with GitHub that alice is an owner, then sent the review:\n")
+	if err := waitFor("carol was not answered", func() bool { return len(sl.Ephemerals("U0CAROL")) > 0 }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   %s\n\n", indent(terminalText(sl.Ephemerals("U0CAROL")[0].Text)))
+
+	fmt.Fprintf(out, "4. alice clicks Approve and confirms. patbot checks her with GitHub, then sends the review:\n")
+	if _, err := slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, card.TS, bot.ActionApprove, fmt.Sprintf("%s/%d", org, release.ID))); err != nil {
+		return err
+	}
+	if err := waitFor("the card was not updated", func() bool {
+		c, _ := cardOf(release.ID)
+		return strings.Contains(c.BlockText(), "*Approved*") && len(sl.Messages("D0OCTOCAT")) > 0
+	}); err != nil {
+		return err
+	}
 	for _, c := range gh.Calls() {
-		if c.Auth == "installation" && (c.Method == http.MethodPost || strings.Contains(c.Path, "/memberships/")) {
+		if c.Auth == "installation" && (c.Method == http.MethodPost || strings.Contains(c.Path, "/memberships/alice")) {
 			fmt.Fprintf(out, "   %s %s %s→ %d %s\n", c.Method, c.Path, strings.TrimSpace(string(c.Body))+" ", c.Status, http.StatusText(c.Status))
 		}
 	}
-	fmt.Fprintf(out, "\n5. After GitHub's 204 the card was updated in place:\n\n")
-	printCard(out, sl.Messages("C0DEMO")[0], false)
-	if dms := sl.Messages("D0OCTOCAT"); len(dms) > 0 {
-		fmt.Fprintf(out, "   and octocat got a direct message:\n     %s\n\n", strings.ReplaceAll(terminalText(dms[0].Text), "\n", "\n     "))
+	card, _ = cardOf(release.ID)
+	fmt.Fprintf(out, "\n   After GitHub's 204 the card changed in place, without buttons:\n\n")
+	printCard(out, card, false)
+	fmt.Fprintf(out, "   and octocat got a direct message:\n     %s\n\n", indent(terminalText(sl.Messages("D0OCTOCAT")[0].Text)))
+
+	fmt.Fprintf(out, "5. octocat asks for a second token, with write access to the administration of every repository.\n")
+	if _, err := postWebhook(ctx, base, webhookSecret, demoWebhook(org, admin)); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "That is the whole flow. To run patbot for real, follow the README's setup: create the GitHub App\n"+
-		"(patbot setup github), the Slack app (manifest.yaml), write patbot.yaml, then run patbot check and patbot serve.\n")
+	if err := waitFor("no second card was posted", func() bool { var ok bool; card, ok = cardOf(admin.ID); return ok }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   alice clicks Deny…, and writes why in the dialog that opens:\n")
+	if _, err := slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, card.TS, bot.ActionDeny, fmt.Sprintf("%s/%d", org, admin.ID))); err != nil {
+		return err
+	}
+	reason := "Administration of every repository is too broad: ask for the repositories you clean up."
+	meta := fmt.Sprintf(`{"org":%q,"id":%d,"channel":%q}`, org, admin.ID, channel)
+	if _, err := slackPost("/slack/interactions", slacktest.ViewSubmissionPayload("U0ALICE", bot.CallbackDeny, meta,
+		map[string]map[string]string{"reason": {"reason_input": reason}})); err != nil {
+		return err
+	}
+	if err := waitFor("the second card was not updated", func() bool { c, _ := cardOf(admin.ID); return strings.Contains(c.BlockText(), "*Denied*") }); err != nil {
+		return err
+	}
+	card, _ = cardOf(admin.ID)
+	fmt.Fprintf(out, "   GitHub emails octocat the reason; the card says who denied it and why:\n\n")
+	printCard(out, card, false)
+
+	fmt.Fprintf(out, "6. Later, alice lists octocat's tokens with /pat grants octocat (only she sees the answer):\n\n")
+	if _, err := slackPost("/slack/commands", slacktest.SlashCommandForm("U0ALICE", bot.Command, "grants octocat", channel, sl.ResponseURL("grants"))); err != nil {
+		return err
+	}
+	var listing slacktest.Response
+	if err := waitFor("no listing", func() bool {
+		r := sl.Responses()
+		if len(r) == 0 {
+			return false
+		}
+		listing = r[len(r)-1]
+		return true
+	}); err != nil {
+		return err
+	}
+	printCard(out, listing.Message(), showJSON)
+
+	fmt.Fprintf(out, "That is the whole flow. Add -json to see the Block Kit JSON, -v for patbot's log. To run patbot for\n"+
+		"real, follow the README: create the GitHub App (patbot setup github), the Slack app (manifest.yaml),\n"+
+		"write patbot.yaml, then run patbot check and patbot serve.\n")
 	return nil
 }
+
+// indent keeps a multi-line text inside the story's margin.
+func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n     ") }
 
 func randomSecret() string {
 	b := make([]byte, 16)
@@ -161,19 +239,24 @@ func randomSecret() string {
 // no reason; patbot looks it up).
 func demoWebhook(org string, r github.PendingRequest) []byte {
 	user := map[string]any{"login": r.Owner.Login, "id": r.Owner.ID, "type": "User", "html_url": "https://github.com/" + r.Owner.Login}
+	var expires any // null: the token never expires
+	if r.TokenExpiresAt != nil {
+		expires = r.TokenExpiresAt.Format(time.RFC3339)
+	}
+	var repos []map[string]any
+	if r.RepositorySelection == github.SelectionSubset {
+		repos = []map[string]any{
+			{"id": 1, "node_id": "R_1", "name": "api", "full_name": org + "/api", "private": true},
+			{"id": 2, "node_id": "R_2", "name": "releases", "full_name": org + "/releases", "private": false},
+		}
+	}
 	p := map[string]any{
 		"action": "created",
 		"personal_access_token_request": map[string]any{
-			"id": r.ID, "owner": user, "repository_selection": r.RepositorySelection, "repository_count": 2,
-			"repositories": []map[string]any{
-				{"id": 1, "node_id": "R_1", "name": "api", "full_name": org + "/api", "private": true},
-				{"id": 2, "node_id": "R_2", "name": "releases", "full_name": org + "/releases", "private": false},
-			},
-			"permissions_added":    map[string]any{"repository": map[string]string{"contents": "write", "metadata": "read"}},
-			"permissions_upgraded": map[string]any{"organization": map[string]string{"members": "read"}},
-			"permissions_result":   r.Permissions,
-			"created_at":           r.CreatedAt.Format(time.RFC3339), "token_expired": false,
-			"token_expires_at": r.TokenExpiresAt.Format(time.RFC3339), "token_last_used_at": nil,
+			"id": r.ID, "owner": user, "repository_selection": r.RepositorySelection, "repository_count": len(repos),
+			"repositories": repos, "permissions_added": r.Permissions, "permissions_upgraded": map[string]any{},
+			"permissions_result": r.Permissions, "created_at": r.CreatedAt.Format(time.RFC3339), "token_expired": false,
+			"token_expires_at": expires, "token_last_used_at": nil,
 		},
 		"organization": map[string]any{"login": org, "id": 1},
 		"sender":       user,
