@@ -47,6 +47,16 @@ func (h *harness) moveClockPastSettle() {
 
 func (h *harness) reviews() int { return len(h.gh.CallsTo(http.MethodPost, reviewPath)) }
 
+// settledWithOneReview waits for the settle job to finish, and checks that
+// GitHub got one review in all.
+func (h *harness) settledWithOneReview() {
+	h.t.Helper()
+	h.eventually("settle job done", func() bool { return len(h.jobs()) == 0 })
+	if n := h.reviews(); n != 1 {
+		h.t.Errorf("%d reviews sent, want 1", n)
+	}
+}
+
 // A review that timed out but went through: the claim stays, nobody sends a
 // second review, and GitHub's webhook credits the approver.
 func TestReviewTimeoutThatSucceededIsCreditedToTheApprover(t *testing.T) {
@@ -101,10 +111,7 @@ func TestReviewTimeoutThatSucceededIsCreditedToTheApprover(t *testing.T) {
 	}
 	// Its settle job, when it comes, finds it settled.
 	h2.moveClockPastSettle()
-	h2.eventually("settle job done", func() bool { return len(h2.jobs()) == 0 })
-	if n := h2.reviews(); n != 1 {
-		t.Errorf("%d reviews sent, want 1", n)
-	}
+	h2.settledWithOneReview()
 }
 
 // A 5xx whose review went through, with no webhook: 30 seconds later GitHub
@@ -121,10 +128,7 @@ func TestUnconfirmedApprovalSettledFromTheGrants(t *testing.T) {
 	}
 	h.moveClockPastSettle()
 	h.eventually("card approved", func() bool { return strings.Contains(h.cardText(), "*Approved* by <@U0ALICE> (alice)") })
-	h.eventually("settle job done", func() bool { return len(h.jobs()) == 0 })
-	if n := h.reviews(); n != 1 {
-		t.Errorf("%d reviews sent, want 1", n)
-	}
+	h.settledWithOneReview()
 }
 
 // A 5xx whose review did not go through: 30 seconds later GitHub still
@@ -183,8 +187,5 @@ func TestClaimSettledAfterACrashWithoutReconciliation(t *testing.T) {
 	h2.moveClockPastSettle()
 	h2.eventually("card approved", func() bool { return strings.Contains(h2.cardText(), "*Approved* by <@U0ALICE> (alice)") })
 	h2.eventually("requester told", func() bool { return len(h2.slack.Messages("D0HAL")) == 1 })
-	h2.eventually("settle job done", func() bool { return len(h2.jobs()) == 0 })
-	if n := h2.reviews(); n != 1 {
-		t.Errorf("%d reviews sent, want 1", n)
-	}
+	h2.settledWithOneReview()
 }

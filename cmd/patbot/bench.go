@@ -75,15 +75,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "patbot bench: -flood-posts, -flood-size, -flood-signed and -c must be at least 1")
 			return exitUsage
 		}
-		ok, err := runFlood(ctx, o, stdout)
-		if err != nil {
-			fmt.Fprintf(stderr, "patbot bench: %v\n", err)
-			return exitFailed
-		}
-		if !ok {
-			return exitFailed
-		}
-		return exitOK
+		return benchExit(stderr)(runFlood(ctx, o, stdout))
 	}
 	if o.n < o.rounds || o.concurrency < 1 || o.rounds < 1 || o.samples < 1 {
 		fmt.Fprintln(stderr, "patbot bench: -n must be at least -rounds, and -c, -rounds and -samples at least 1")
@@ -95,15 +87,22 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patbot bench: a burst of %d webhooks exceeds patbot's queue of %d unfinished jobs; use more -rounds\n", burst, bot.DefaultQueueSize)
 		return exitUsage
 	}
-	ok, err := runBench(ctx, o, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "patbot bench: %v\n", err)
-		return exitFailed
+	return benchExit(stderr)(runBench(ctx, o, stdout))
+}
+
+// benchExit turns a measurement's result into bench's exit status: it
+// fails when the measurement could not be made or missed a target.
+func benchExit(stderr io.Writer) func(ok bool, err error) int {
+	return func(ok bool, err error) int {
+		if err != nil {
+			fmt.Fprintf(stderr, "patbot bench: %v\n", err)
+			return exitFailed
+		}
+		if !ok {
+			return exitFailed
+		}
+		return exitOK
 	}
-	if !ok {
-		return exitFailed
-	}
-	return exitOK
 }
 
 const benchOrg, benchChannel = "acme", "C0BENCH"
