@@ -296,24 +296,6 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
-// metricAtLeast reports whether a metric on /metrics has reached min.
-func metricAtLeast(base, series string, min float64) bool {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f >= min
-		}
-	}
-	return false
-}
-
 // printCard shows a card as a reader would see it, and optionally its
 // Block Kit JSON.
 func printCard(out io.Writer, m slacktest.Message, showJSON bool) {
