@@ -38,7 +38,7 @@ func BenchmarkWebhookIntake(b *testing.B) {
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	client, _ := github.New(github.Config{AppID: 1, PrivateKey: keyPEM, BaseURL: "http://127.0.0.1:9/"}) // never called
 	bt, err := bot.New(bot.Deps{Store: db, GitHub: client, Slack: bot.NewSlackClient(bot.SlackConfig{BotToken: "xoxb-bench", APIURL: sl.URL}),
-		Policy: policy, WebhookSecret: []byte(secret), SlackSigningSecret: signingSecret, QueueSize: 10_000_000})
+		Config: policy, WebhookSecret: []byte(secret), SlackSigningSecret: signingSecret, QueueSize: 10_000_000})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,22 +44,23 @@ type Org struct {
 	ApproverTeams []string // team slugs whose members may decide, besides owners
 }
 
-// Policy is who and what patbot serves.
-type Policy struct {
+// Config is who and what patbot serves: the orgs and the people it knows.
+type Config struct {
 	Orgs  map[string]Org    // lower-case org login -> org
 	Users map[string]string // Slack user ID -> GitHub login
 }
 
-// loadedPolicy is a Policy in use, with what is derived from it.
-type loadedPolicy struct {
-	Policy
+// loadedConfig is a Config in use, with what is derived from it.
+type loadedConfig struct {
+	Config
 	slackByLogin map[string]string // lower-case GitHub login -> Slack user ID
 }
 
-// SetPolicy puts p in force for everything patbot does from now on (a
-// reload); work in progress finishes under the policy it began with.
-func (b *Bot) SetPolicy(p Policy) {
-	lp := &loadedPolicy{Policy: p, slackByLogin: map[string]string{}}
+// SetConfig puts p in force for everything patbot does from now on (a
+// reload); work in progress finishes under the configuration it began
+// with.
+func (b *Bot) SetConfig(p Config) {
+	lp := &loadedConfig{Config: p, slackByLogin: map[string]string{}}
 	// Several Slack users may map to one login; the smallest ID wins, so
 	// that mentions do not change from run to run.
 	for _, slackID := range slices.Sorted(maps.Keys(p.Users)) {
@@ -71,11 +72,11 @@ func (b *Bot) SetPolicy(p Policy) {
 	b.current.Store(lp)
 }
 
-// policy is the policy in force.
-func (b *Bot) policy() *loadedPolicy { return b.current.Load() }
+// config is the configuration in force.
+func (b *Bot) config() *loadedConfig { return b.current.Load() }
 
 // Org returns the configured org whose login is login, ignoring case.
-func (p Policy) Org(login string) (Org, bool) {
+func (p Config) Org(login string) (Org, bool) {
 	o, ok := p.Orgs[strings.ToLower(login)]
 	return o, ok
 }
@@ -102,7 +103,7 @@ type Deps struct {
 	Store         *store.DB
 	GitHub        GitHub
 	Slack         Slack
-	Policy        Policy
+	Config        Config
 	WebhookSecret []byte
 	// SlackSigningSecret verifies Slack's HTTP requests; required unless
 	// SocketMode is set.
@@ -196,7 +197,7 @@ type Bot struct {
 	store         *store.DB
 	gh            GitHub
 	slack         Slack
-	current       atomic.Pointer[loadedPolicy] // replaced whole by SetPolicy
+	current       atomic.Pointer[loadedConfig] // replaced whole by SetConfig
 	secret        []byte
 	signingSecret string
 	webURL        string
@@ -312,7 +313,7 @@ func New(d Deps) (*Bot, error) {
 		auditRetention:    orDefault(d.AuditRetention, 2*365*24*time.Hour),
 	}
 	b.slack = observedSlack{Slack: d.Slack, result: b.slackResult}
-	b.SetPolicy(d.Policy)
+	b.SetConfig(d.Config)
 	unfinished, err := d.Store.JobIDs()
 	if err != nil {
 		return nil, fmt.Errorf("bot: load unfinished jobs: %w", err)

@@ -33,7 +33,7 @@ func (l *cardLocks) lock(org string, id int64) func() {
 
 func (b *Bot) cardView(r store.Request) cardView {
 	login := r.Org
-	if o, ok := b.policy().Org(r.Org); ok {
+	if o, ok := b.config().Org(r.Org); ok {
 		login = o.Login
 	}
 	return cardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
@@ -41,7 +41,7 @@ func (b *Bot) cardView(r store.Request) cardView {
 
 // slackUserOf returns the Slack user mapped to a GitHub login, or "".
 func (b *Bot) slackUserOf(login string) string {
-	return b.policy().slackByLogin[strings.ToLower(login)]
+	return b.config().slackByLogin[strings.ToLower(login)]
 }
 
 func cardOptions(blocks []slack.Block, text string) []slack.MsgOption {
@@ -171,7 +171,7 @@ func (b *Bot) refreshCard(ctx context.Context, org string, id int64) error {
 		return err
 	}
 	if r.Card.TS == "" && !r.CardIntent.IsZero() {
-		o, ok := b.policy().Org(org)
+		o, ok := b.config().Org(org)
 		if !ok {
 			return nil
 		}

@@ -59,7 +59,7 @@ var _ CheckSlack = (*slack.Client)(nil)
 // Check verifies that the App, its installations, the Slack token and every
 // org's channel work as the policy needs. It reports every problem, not
 // just the first.
-func Check(ctx context.Context, gh CheckGitHub, sl CheckSlack, p Policy) []CheckResult {
+func Check(ctx context.Context, gh CheckGitHub, sl CheckSlack, p Config) []CheckResult {
 	var out []CheckResult
 	add := func(ok bool, what, format string, a ...any) {
 		out = append(out, CheckResult{OK: ok, What: what, Detail: fmt.Sprintf(format, a...)})

@@ -73,7 +73,7 @@ func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
 		}
 	}
 	if q.Org != "" {
-		o, ok := b.policy().Org(q.Org)
+		o, ok := b.config().Org(q.Org)
 		if !ok {
 			return q, fmt.Sprintf("patbot does not serve an organization called `%s`.", escape(q.Org))
 		}
@@ -82,7 +82,7 @@ func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
 	switch m := mentionRE.FindStringSubmatch(target); {
 	case target == "":
 	case m != nil:
-		login, ok := b.policy().Users[m[1]]
+		login, ok := b.config().Users[m[1]]
 		if !ok {
 			return q, fmt.Sprintf("<@%s> is not linked to a GitHub login in patbot's policy file; name their GitHub login instead: `/pat grants octocat`.", m[1])
 		}

@@ -50,11 +50,11 @@ func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(con
 		b.log.Info("decision refused", LogOrg, d.org, LogRequest, d.id, "slack_user", d.slackUser, LogActor, login, "why", detail)
 		return approver{}, text
 	}
-	org, ok := b.policy().Org(d.org)
+	org, ok := b.config().Org(d.org)
 	if !ok {
 		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", escape(d.org)), "")
 	}
-	login, ok := b.policy().Users[d.slackUser]
+	login, ok := b.config().Users[d.slackUser]
 	if !ok {
 		return refuse("slack user not mapped", fmt.Sprintf("Your Slack account is not linked to a GitHub login, so patbot cannot check that you may decide. "+
 			"Ask whoever runs patbot to add `%s: <your GitHub login>` under `users` in its policy file. Nothing was changed.", d.slackUser), "")
@@ -335,7 +335,7 @@ func (b *Bot) settleClaim(ctx context.Context, job store.Job) error {
 	if r.State != store.StateDeciding || claim == nil || !claim.At.Equal(p.At) {
 		return nil // settled meanwhile
 	}
-	org, ok := b.policy().Org(r.Org)
+	org, ok := b.config().Org(r.Org)
 	if !ok {
 		return nil
 	}

@@ -21,7 +21,7 @@ const cardChannel = "C0000000001"
 
 // withApprovers maps Slack users to GitHub logins.
 func withApprovers(d *bot.Deps) {
-	d.Policy = bot.Policy{Orgs: policy.Orgs, Users: map[string]string{"U0ALICE": "alice", "U0HAL": "halain987"}}
+	d.Config = bot.Config{Orgs: policy.Orgs, Users: map[string]string{"U0ALICE": "alice", "U0HAL": "halain987"}}
 }
 
 // posted delivers the fixture's created webhook and waits for its card.
@@ -61,7 +61,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 	}
 	client, _ := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL})
 	deps := bot.Deps{
-		Store: h2.db, GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
+		Store: h2.db, GitHub: client, Config: policy, WebhookSecret: []byte(secret),
 		Slack:               bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL}),
 		SlackSigningSecret:  signingSecret,
 		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},

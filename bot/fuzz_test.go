@@ -16,7 +16,7 @@ func FuzzSlashCommandArgs(f *testing.F) {
 		f.Add(seed)
 	}
 	b := &Bot{}
-	b.SetPolicy(Policy{Orgs: map[string]Org{"acme": {Login: "Acme", Channel: "C1"}}, Users: map[string]string{"U0HAL": "halain987"}})
+	b.SetConfig(Config{Orgs: map[string]Org{"acme": {Login: "Acme", Channel: "C1"}}, Users: map[string]string{"U0HAL": "halain987"}})
 	f.Fuzz(func(t *testing.T, text string) {
 		args := strings.Fields(text)
 		if len(args) > 0 {

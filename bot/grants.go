@@ -60,7 +60,7 @@ type revocation struct {
 // grantsMessage looks up a member's tokens for viewer and renders one page.
 // Others' tokens are listed only in orgs where viewer is an approver.
 func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, revoked *revocation) *slack.WebhookMessage {
-	viewerLogin, mapped := b.policy().Users[viewer]
+	viewerLogin, mapped := b.config().Users[viewer]
 	if q.Login == "" {
 		if !mapped {
 			return ephemeral(notLinked(viewer))
@@ -74,7 +74,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q grantsQuery, r
 
 	v := grantsView{Login: q.Login, Query: q, Now: b.now()}
 	var all []grantEntry
-	for _, org := range b.policy().sorted(q.Org) {
+	for _, org := range b.config().sorted(q.Org) {
 		verdict, err := b.authz.check(ctx, org, viewerLogin)
 		if err != nil {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: could not check your permission (%s).", escape(org.Login), describeGitHubError(err)))
@@ -140,7 +140,7 @@ func notLinked(slackUser string) string {
 }
 
 // sorted returns the orgs (or only the one named) in order of login.
-func (p Policy) sorted(only string) []Org {
+func (p Config) sorted(only string) []Org {
 	var orgs []Org
 	for _, o := range p.Orgs {
 		if only == "" || strings.EqualFold(only, o.Login) {
@@ -340,12 +340,12 @@ func pageButtons(q grantsQuery, pages int) slack.Block {
 // shows the listing again with the grant marked.
 func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeValue) {
 	fail := func(text string) { b.respond(ctx, responseURL, ephemeral(text)) }
-	org, ok := b.policy().Org(rv.Org)
+	org, ok := b.config().Org(rv.Org)
 	if !ok {
 		fail(fmt.Sprintf("patbot does not serve the organization %s.", escape(rv.Org)))
 		return
 	}
-	login, mapped := b.policy().Users[viewer]
+	login, mapped := b.config().Users[viewer]
 	refuse := func(detail, text string) {
 		b.audit(store.AuditEvent{Kind: "refused", Org: org.Login, GrantID: rv.ID, Action: "revoke", Actor: login, SlackUser: viewer, Source: store.SourceSlack, Detail: detail})
 		b.metrics.refusals.WithLabelValues(detail).Inc()
@@ -400,13 +400,13 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv revokeV
 // requestsMessage lists pending requests in the orgs where viewer is an
 // approver, each with a link to its card.
 func (b *Bot) requestsMessage(ctx context.Context, viewer, teamDomain string) *slack.WebhookMessage {
-	login, mapped := b.policy().Users[viewer]
+	login, mapped := b.config().Users[viewer]
 	if !mapped {
 		return ephemeral(notLinked(viewer))
 	}
 	var lines, notes []string
 	total := 0
-	for _, org := range b.policy().sorted("") {
+	for _, org := range b.config().sorted("") {
 		v, err := b.authz.check(ctx, org, login)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: could not check your permission (%s).", escape(org.Login), describeGitHubError(err)))

@@ -51,7 +51,7 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 // pending requests (the webhook lacks the reason), and posts its card. It
 // asks GitHub first, so that the record is written once.
 func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.RequestEvent) error {
-	org, served := b.policy().Org(ev.Org)
+	org, served := b.config().Org(ev.Org)
 	var pr github.PendingRequest
 	pending := false
 	if served {

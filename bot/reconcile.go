@@ -34,7 +34,7 @@ func (b *Bot) reconcileLoop(ctx context.Context) {
 // returns how many requests it repaired.
 func (b *Bot) Reconcile(ctx context.Context) int {
 	repairs := 0
-	for _, org := range b.policy().sorted("") {
+	for _, org := range b.config().sorted("") {
 		n, err := b.reconcileOrg(ctx, org)
 		repairs += n
 		if err != nil {

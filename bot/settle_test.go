@@ -20,7 +20,7 @@ func withTwoApprovers(h *harness) func(*bot.Deps) {
 	h.gh.SetMembership("github-ssh-authority", "bob", "admin", "active")
 	return func(d *bot.Deps) {
 		withApprovers(d)
-		d.Policy.Users["U0BOB"] = "bob"
+		d.Config.Users["U0BOB"] = "bob"
 	}
 }
 

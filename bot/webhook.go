@@ -152,7 +152,7 @@ func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, i
 	}
 
 	marker := store.Delivery{ID: delivery, Event: in.event, Action: ev.Action, Org: ev.Org, RequestID: ev.Request.ID, ReceivedAt: b.now()}
-	if _, ok := b.policy().Org(ev.Org); !ok {
+	if _, ok := b.config().Org(ev.Org); !ok {
 		marker.Outcome = outcomeUnknownOrg
 		if _, _, err := b.store.AcceptDelivery(marker, nil); err != nil {
 			in.set(http.StatusInternalServerError, outcomeStoreError, "cannot record delivery", slog.LevelError, "cannot record delivery", slog.Any("err", err))

@@ -37,7 +37,7 @@ const (
 
 // Fixture orgs: the real created delivery is from github-ssh-authority, the
 // synthetic approved one from test-org.
-var policy = bot.Policy{
+var policy = bot.Config{
 	Orgs: map[string]bot.Org{
 		"github-ssh-authority": {Login: "github-ssh-authority", Channel: "C0000000001"},
 		"test-org":             {Login: "test-org", Channel: "C0000000002"},
@@ -120,7 +120,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 		t.Fatal(err)
 	}
 	deps := bot.Deps{
-		GitHub: client, Policy: policy, WebhookSecret: []byte(secret),
+		GitHub: client, Config: policy, WebhookSecret: []byte(secret),
 		Slack:               bot.NewSlackClient(bot.SlackConfig{BotToken: slackToken, APIURL: h.slack.URL, Timeout: 5 * time.Second}),
 		SlackSigningSecret:  signingSecret,
 		ResponseURLPrefixes: []string{h.slack.ResponseURL("")},

@@ -91,7 +91,7 @@ func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*A
 			Transport: api.Transport("slack", nil)}),
 		SlackTransport:      api.Transport("slack", nil),
 		ResponseURLPrefixes: cfg.SlackResponseURLPrefixes,
-		Policy:              cfg.Policy,
+		Config:              cfg.Bot,
 		WebhookSecret:       cfg.WebhookSecret,
 		SlackSigningSecret:  cfg.SlackSigningSecret,
 		GitHubWebURL:        cmp.Or(cfg.GitHubWebURL, github.WebURL(cfg.GitHubAPIURL)),
@@ -179,7 +179,7 @@ func (a *App) ReloadPolicy() {
 		a.log.Error("policy file not reloaded; the policy in force stays", "path", a.policyPath, "problems", strings.Join(problems, "; "))
 		return
 	}
-	a.bot.SetPolicy(p)
+	a.bot.SetConfig(p)
 	a.log.Info("policy file reloaded", "path", a.policyPath, "orgs", len(p.Orgs), "users", len(p.Users))
 }
 

@@ -28,8 +28,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "✓ configuration: %d %s, %d Slack %s mapped to GitHub logins\n",
-		len(cfg.Policy.Orgs), plural(len(cfg.Policy.Orgs), "organization", "organizations"),
-		len(cfg.Policy.Users), plural(len(cfg.Policy.Users), "user", "users"))
+		len(cfg.Bot.Orgs), plural(len(cfg.Bot.Orgs), "organization", "organizations"),
+		len(cfg.Bot.Users), plural(len(cfg.Bot.Users), "user", "users"))
 
 	gh, err := github.New(github.Config{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, BaseURL: cfg.GitHubAPIURL})
 	if err != nil {
@@ -39,7 +39,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	failed := 0
-	results := bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Policy)
+	results := bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Bot)
 	if cfg.SlackAppToken != "" {
 		results = append(results, bot.CheckSocketMode(ctx, bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}))
 	}

@@ -54,7 +54,8 @@ type Config struct {
 	// GitHub; 0 turns it off.
 	ReconcileInterval time.Duration
 
-	Policy bot.Policy
+	// Bot is what the policy file says: the orgs patbot serves and the people it knows.
+	Bot bot.Config
 }
 
 // configError lists every configuration problem at once.
@@ -213,7 +214,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	}
 
 	policy, policyProblems := loadPolicy(cfg.ConfigPath)
-	cfg.Policy = policy
+	cfg.Bot = policy
 	problems = append(problems, policyProblems...)
 
 	if len(problems) > 0 {
@@ -271,10 +272,10 @@ type policyOrg struct {
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
 // typo must not silently switch policy off.
-func loadPolicy(path string) (bot.Policy, []string) {
+func loadPolicy(path string) (bot.Config, []string) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return bot.Policy{}, []string{"policy file: " + describeFileError(err)}
+		return bot.Config{}, []string{"policy file: " + describeFileError(err)}
 	}
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -284,7 +285,7 @@ func loadPolicy(path string) (bot.Policy, []string) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		var typeErr *yaml.TypeError
 		if !errors.As(err, &typeErr) {
-			return bot.Policy{}, []string{fmt.Sprintf("policy file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))}
+			return bot.Config{}, []string{fmt.Sprintf("policy file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))}
 		}
 		// The rest of the file was decoded: report its problems too.
 		for _, e := range typeErr.Errors {
@@ -292,7 +293,7 @@ func loadPolicy(path string) (bot.Policy, []string) {
 		}
 	}
 
-	p := bot.Policy{Orgs: map[string]bot.Org{}, Users: map[string]string{}}
+	p := bot.Config{Orgs: map[string]bot.Org{}, Users: map[string]string{}}
 	if len(f.Orgs) == 0 {
 		add("orgs is empty: name at least one organization")
 	}

@@ -95,7 +95,7 @@ func runDemo(ctx context.Context, out, logOut io.Writer, showJSON, verbose bool)
 		SlackResponseURLPrefixes: []string{sl.ResponseURL("")},
 		DBPath:                   filepath.Join(dir, "patbot.db"), AdminSocket: filepath.Join(dir, "patbot.sock"),
 		Addr: "127.0.0.1:0", GitHubWebURL: "https://github.com",
-		Policy: bot.Policy{
+		Bot: bot.Config{
 			Orgs:  map[string]bot.Org{org: {Login: org, Channel: channel}},
 			Users: map[string]string{"U0ALICE": "alice", "U0CAROL": "carol", "U0OCTOCAT": "octocat"},
 		},

@@ -114,12 +114,12 @@ func TestConfigValid(t *testing.T) {
 	if cfg.AppID != 1001 || cfg.GitHubAPIURL != "https://api.github.com/" || cfg.SlackAPIURL != "https://slack.com/api/" {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	acme, ok := cfg.Policy.Org("ACME")
+	acme, ok := cfg.Bot.Org("ACME")
 	if !ok || acme.Login != "Acme" || acme.Channel != "C0123456789" || len(acme.ApproverTeams) != 1 {
 		t.Errorf("acme = %+v, %v", acme, ok)
 	}
-	if cfg.Policy.Users["U0123456789"] != "octocat" {
-		t.Errorf("users = %v", cfg.Policy.Users)
+	if cfg.Bot.Users["U0123456789"] != "octocat" {
+		t.Errorf("users = %v", cfg.Bot.Users)
 	}
 }
 
