@@ -17,14 +17,14 @@ import (
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
-	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 // BenchmarkWebhookIntake measures what GitHub waits for: verifying the
 // signature, parsing, and the fsynced commit of delivery and job (shared
 // by concurrent deliveries). The workers do not run.
 func BenchmarkWebhookIntake(b *testing.B) {
-	db, err := store.Open(filepath.Join(b.TempDir(), "patbot.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "patbot.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,7 +100,7 @@ var _ GitHub = (*github.Client)(nil)
 // Deps are what New needs. Store, GitHub, Slack, WebhookSecret and
 // SlackSigningSecret are required.
 type Deps struct {
-	Store         *store.DB
+	Store         store.Store
 	GitHub        GitHub
 	Slack         Slack
 	Config        Config
@@ -194,7 +194,7 @@ const DefaultQueueSize = 10_000
 
 // Bot is the running application.
 type Bot struct {
-	store         *store.DB
+	store         store.Store
 	gh            GitHub
 	slack         Slack
 	current       atomic.Pointer[loadedConfig] // replaced whole by SetConfig

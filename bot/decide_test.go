@@ -14,7 +14,7 @@ import (
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
-	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 const cardChannel = "C0000000001"
@@ -52,7 +52,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 	t.Helper()
 	h2 := &harness{t: t, dbPath: h.dbPath, clock: h.clock, db: h.db, gh: h.gh, slack: h.slack, reg: h.reg, logs: h.logs}
 	if h2.db == nil {
-		db, err := store.Open(h.dbPath, store.Options{Now: h.clock.Now})
+		db, err := bolt.Open(h.dbPath, bolt.Options{Now: h.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

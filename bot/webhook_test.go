@@ -27,6 +27,7 @@ import (
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 const (
@@ -48,7 +49,7 @@ type harness struct {
 	t      *testing.T
 	dbPath string
 	clock  *clocktest.Clock // the bot's and the store's
-	db     *store.DB
+	db     *bolt.DB
 	bot    *bot.Bot
 	gh     *githubtest.Server
 	slack  *slacktest.Server
@@ -137,7 +138,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	if now == nil {
 		now = h.clock.Now
 	}
-	h.db, err = store.Open(dbPath, store.Options{Now: now})
+	h.db, err = bolt.Open(dbPath, bolt.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

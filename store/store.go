@@ -1,423 +1,304 @@
-// Package store keeps patbot's state in a bbolt file: webhook delivery
-// markers, pending work, and the record of every PAT request patbot knows.
-//
-// Every public method is one transaction. Values are decoded inside the
-// transaction, so nothing returned aliases bbolt's memory, and no method does
-// network I/O.
+// Package store is patbot's persistence contract: the records patbot keeps
+// (webhook deliveries, pending work, PAT requests, the audit trail), the
+// errors a backend returns, and the Store interface every backend
+// implements. A backend lives in a package of its own beneath this one
+// (store/bolt, the embedded default) and passes the behavioural suite in
+// store/storetest. Nothing here knows a database.
 package store
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-// SchemaVersion is the layout this code reads and writes. A file with a
-// newer version is refused rather than misread; an older one is migrated
-// when opened.
-const SchemaVersion = 2
+// Store is everything patbot keeps. Every method is one transaction; none
+// does network I/O other than to the database; what a method returns does
+// not alias the backend's memory. Times are the backend's clock unless a
+// record carries its own.
+type Store interface {
+	Deliveries
+	Jobs
+	Requests
+	Audit
+	// Ping reports whether the store is usable (readiness).
+	Ping() error
+	// Close releases the store; work waiting to be written fails.
+	Close() error
+}
 
+// Deliveries deduplicate webhook deliveries and take their work durably.
+type Deliveries interface {
+	// AcceptDelivery records d and, when job is not nil, the job it
+	// implies, at once and durably. It reports false, and changes nothing,
+	// when d.ID was recorded already. An empty d.ID is an error.
+	AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64, err error)
+	// Delivery returns the marker of one delivery, or ErrNotFound.
+	Delivery(id string) (Delivery, error)
+	// PruneDeliveries deletes up to max markers received before cutoff,
+	// oldest first, and reports how many. A pruned delivery is accepted
+	// again.
+	PruneDeliveries(cutoff time.Time, max int) (int, error)
+	// CountDeliveries counts the markers kept.
+	CountDeliveries() (int, error)
+}
+
+// Jobs is work waiting to be done, kept until it is finished.
+type Jobs interface {
+	// EnqueueJob records a job that no delivery brought and returns its
+	// number. Numbers grow, and may skip.
+	EnqueueJob(j Job) (uint64, error)
+	// Job returns one job, or ErrNotFound once it is finished.
+	Job(id uint64) (Job, error)
+	// JobIDs lists the unfinished jobs, oldest first.
+	JobIDs() ([]uint64, error)
+	// FinishJob deletes a job; finishing one twice is no error.
+	FinishJob(id uint64) error
+	// RecordJobFailure counts a failed attempt at a job, with its cause,
+	// and returns the job as it now is (ErrNotFound when it is gone).
+	RecordJobFailure(id uint64, cause error) (Job, error)
+}
+
+// Requests are patbot's records of PAT requests.
+type Requests interface {
+	// Request returns the record of one request, or ErrNotFound.
+	Request(org string, id int64) (Request, error)
+	// UpdateRequest reads a request's record (a zero Request with Org and
+	// ID set when there is none), lets change modify it, and writes it
+	// back, atomically: concurrent updates of one record are serialized,
+	// and the one that claims a request first wins. An error from change
+	// aborts without writing and is returned (wrapped). change may run
+	// more than once and must not do I/O.
+	UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error)
+	// UpdateRequestWithJob is UpdateRequest that also records job in the
+	// same transaction when change succeeds, and returns its number.
+	UpdateRequestWithJob(org string, id int64, job Job, change func(r *Request, exists bool) error) (Request, uint64, error)
+	// Requests lists the records of one org ("" for every org) in any of
+	// states (any state when none are given).
+	Requests(org string, states ...State) ([]Request, error)
+	// PendingStats counts the requests awaiting a decision and tells when
+	// the oldest of them was created (zero when unknown or none).
+	PendingStats() (n int, oldest time.Time, err error)
+	// PruneRequests deletes up to max final records last changed before
+	// cutoff, and reports how many.
+	PruneRequests(cutoff time.Time, max int) (int, error)
+}
+
+// Audit is the append-only audit trail, and the places its readers keep.
+type Audit interface {
+	// AppendAudit adds an event, numbering it (Seq) in the order events
+	// are appended; At defaults to now.
+	AppendAudit(e AuditEvent) error
+	// AuditEvents returns events in the order they happened.
+	AuditEvents(f AuditFilter) ([]AuditEvent, error)
+	// PruneAudit deletes up to max events older than cutoff, oldest
+	// first, and reports how many.
+	PruneAudit(cutoff time.Time, max int) (int, error)
+	// Cursor returns how far the reader called name has read (0 before it
+	// starts); SetCursor records it.
+	Cursor(name string) (uint64, error)
+	SetCursor(name string, v uint64) error
+}
+
+// State is where a PAT request stands.
+type State string
+
+const (
+	StatePending   State = "pending"   // awaiting a decision
+	StateDeciding  State = "deciding"  // a decision is being sent to GitHub
+	StateApproved  State = "approved"  // GitHub approved it
+	StateDenied    State = "denied"    // GitHub denied it
+	StateCancelled State = "cancelled" // the requester withdrew it
+	StateClosed    State = "closed"    // no longer pending on GitHub, outcome unknown
+	StateFailed    State = "failed"    // patbot could not complete its work
+)
+
+// Final reports whether no further decision can change the request.
+func (s State) Final() bool {
+	switch s {
+	case StateApproved, StateDenied, StateCancelled, StateClosed:
+		return true
+	}
+	return false
+}
+
+// Source says where a decision or transition came from.
+type Source string
+
+const (
+	SourceWebhook   Source = "webhook"   // a GitHub webhook (GitHub's UI, another tool, or a confirmation)
+	SourceSlack     Source = "slack"     // an approver in Slack
+	SourceReconcile Source = "reconcile" // patbot's periodic comparison with GitHub
+)
+
+// Request is patbot's record of one fine-grained PAT request.
+type Request struct {
+	Org string `json:"org"` // lower case
+	ID  int64  `json:"id"`  // GitHub's pat_request_id
+
+	State State `json:"state"`
+
+	Owner          string `json:"owner"` // requester's GitHub login
+	OwnerID        int64  `json:"owner_id,omitempty"`
+	TokenID        int64  `json:"token_id,omitempty"`
+	TokenName      string `json:"token_name,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+
+	RepositorySelection string   `json:"repository_selection,omitempty"` // none, all, subset
+	RepositoryCount     int      `json:"repository_count,omitempty"`
+	Repositories        []string `json:"repositories,omitempty"` // full names
+
+	PermissionsAdded    Permissions `json:"permissions_added,omitempty"`
+	PermissionsUpgraded Permissions `json:"permissions_upgraded,omitempty"`
+	PermissionsResult   Permissions `json:"permissions_result,omitempty"`
+
+	CreatedAt      time.Time  `json:"created_at,omitzero"`
+	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
+
+	// CardIntent is when patbot began posting the card; with no Card.TS it
+	// means a post may or may not have reached Slack.
+	CardIntent time.Time `json:"card_intent,omitzero"`
+	Card       Card      `json:"card,omitzero"`
+	// CardOutdated is set with every change the card must show and
+	// cleared once Slack has the card that shows it, so that a failed
+	// update is retried, even after a crash.
+	CardOutdated bool `json:"card_outdated,omitempty"`
+	// Decision is the decision GitHub took, or, while State is deciding,
+	// the one patbot is sending.
+	Decision *Decision `json:"decision,omitempty"`
+	// Unconfirmed marks a claim whose review GitHub may or may not have
+	// taken (it timed out, or GitHub answered 5xx): the claim stays, and no
+	// other review is sent, until GitHub's word settles it.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// LastAttempt is the latest decision patbot sent, kept after a failure
+	// so that a late confirmation from GitHub is attributed to its actor.
+	LastAttempt *Decision `json:"last_attempt,omitempty"`
+	// Failure describes the latest failed attempt, shown on the card until
+	// the request is decided.
+	Failure string    `json:"failure,omitempty"`
+	History []Change  `json:"history,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Permissions are grouped as GitHub groups them: organization, repository
+// and other, each a map of permission name to access level.
+type Permissions struct {
+	Organization map[string]string `json:"organization,omitempty"`
+	Repository   map[string]string `json:"repository,omitempty"`
+	Other        map[string]string `json:"other,omitempty"`
+}
+
+// Card locates the Slack message that shows a request.
+type Card struct {
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+}
+
+// Decision is who decided a request, how, and when.
+type Decision struct {
+	Action    string    `json:"action"` // approve or deny
+	Actor     string    `json:"actor"`  // GitHub login
+	SlackUser string    `json:"slack_user,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+	Source    Source    `json:"source"`
+	// Authority is why the approver could decide ("an owner of acme"), as
+	// GitHub said when they clicked.
+	Authority string `json:"authority,omitempty"`
+}
+
+// Change is one entry in a request's history.
+type Change struct {
+	At     time.Time `json:"at"`
+	From   State     `json:"from,omitempty"`
+	To     State     `json:"to"`
+	Source Source    `json:"source"`
+	Actor  string    `json:"actor,omitempty"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// maxHistory bounds a record's history; the oldest entries after the first
+// are dropped, which keeps how the request began.
+const maxHistory = 50
+
+// SetState moves the request to state to and records the change.
+func (r *Request) SetState(to State, at time.Time, source Source, actor, note string) {
+	r.CardOutdated = true
+	r.History = append(r.History, Change{At: at, From: r.State, To: to, Source: source, Actor: actor, Note: note})
+	if len(r.History) > maxHistory {
+		r.History = append(r.History[:1], r.History[len(r.History)-maxHistory+1:]...)
+	}
+	r.State = to
+}
+
+// Delivery marks one webhook delivery as received, so that a redelivery
+// (which keeps its X-GitHub-Delivery GUID) has no effect.
+type Delivery struct {
+	ID         string    `json:"id"` // X-GitHub-Delivery
+	Event      string    `json:"event"`
+	Action     string    `json:"action,omitempty"`
+	Org        string    `json:"org,omitempty"`
+	RequestID  int64     `json:"request_id,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Outcome says what patbot did with it, for example "queued" or
+	// "ignored: org not configured".
+	Outcome string `json:"outcome"`
+	JobID   uint64 `json:"job_id,omitempty"`
+}
+
+// Job is work implied by an accepted delivery, kept until it is finished so
+// that a crash never loses it.
+type Job struct {
+	ID         uint64    `json:"id"`
+	DeliveryID string    `json:"delivery_id"`
+	Event      string    `json:"event"`
+	Action     string    `json:"action"`
+	Org        string    `json:"org"`
+	RequestID  int64     `json:"request_id"`
+	Payload    []byte    `json:"-"` // the work's input (an event in patbot's compact form), stored as it is
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	// NotBefore, when set, is the earliest the job may run.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// AuditEvent is one entry of the append-only audit trail: a decision, a
+// refused or failed attempt, a revocation.
+type AuditEvent struct {
+	Seq       uint64    `json:"seq"`
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"` // decision, refused, failed, revocation
+	Org       string    `json:"org"`
+	RequestID int64     `json:"request_id,omitempty"`
+	GrantID   int64     `json:"grant_id,omitempty"`
+	Action    string    `json:"action,omitempty"` // approve, deny, revoke
+	Actor     string    `json:"actor,omitempty"`  // GitHub login
+	SlackUser string    `json:"slack_user,omitempty"`
+	Source    Source    `json:"source,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail,omitempty"` // why refused, what failed
+}
+
+// AuditFilter narrows AuditEvents. Zero fields do not filter.
+type AuditFilter struct {
+	Org   string
+	Since time.Time
+	Until time.Time
+	Kinds []string // decision, refused, failed, revocation
+	After uint64   // only events whose Seq is greater
+	Limit int
+}
+
+// Errors the backends return (wrapped: test them with errors.Is).
 var (
 	// ErrNotFound is returned when a record does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrLocked is returned by Open when another process holds the file.
+	// ErrLocked is returned by a backend's Open when another process holds
+	// the store that only one may use.
 	ErrLocked = errors.New("database is locked by another process (is another patbot running?)")
 )
 
-// The buckets. Keys that grow with time (deliveries, jobs, audit) are
-// written in order, so that a commit rewrites few pages.
-var (
-	bucketMeta       = []byte("meta")
-	bucketDeliveries = []byte("deliveries") // received time (8 bytes) + GUID -> Delivery
-	bucketJobs       = []byte("jobs")       // sequence (8 bytes) -> job record (see encodeJob)
-	bucketRequests   = []byte("requests")   // org + 0x00 + request id (8 bytes) -> Request
-	bucketAudit      = []byte("audit")      // sequence (8 bytes) -> AuditEvent
-
-	keySchema = []byte("schema_version")
-)
-
-// appendFillPercent is how full bbolt packs pages of buckets written in key
-// order. Its default (half full) suits random keys, and would double the
-// pages of these buckets.
-const appendFillPercent = 0.9
-
-// Options tune Open. The zero value is usable.
-type Options struct {
-	// LockTimeout bounds the wait for the file lock. Default 2s.
-	LockTimeout time.Duration
-	// Now is the clock; default time.Now.
-	Now func() time.Time
-	// ReadOnly opens the file for reading only (patbot audit). It still
-	// waits for the lock a running patbot holds.
-	ReadOnly bool
-}
-
-// DB is an open patbot database.
-type DB struct {
-	bolt *bolt.DB
-	now  func() time.Time
-
-	// seen indexes the deliveries bucket by GUID, so that a delivery is
-	// checked without a lookup by GUID in bbolt, and recorded in time
-	// order. It holds one entry per kept marker (pruning bounds it).
-	seen *deliveryIndex
-	// uncommitted are the GUIDs the committer's transaction in progress
-	// records; only the committer goroutine touches it.
-	uncommitted map[string]int64
-	// jobSeq is the last job number handed out.
-	jobSeq atomic.Uint64
-
-	// Group commit (commitLoop).
-	writes        chan *write
-	closing       chan struct{}
-	committerDone chan struct{}
-	closeOnce     sync.Once
-}
-
-// Open opens or creates the database at path, creating every bucket and
-// checking the schema version.
-func Open(path string, opts Options) (*DB, error) {
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 2 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	switch fi, err := os.Stat(path); {
-	case err != nil && (opts.ReadOnly || !errors.Is(err, os.ErrNotExist)):
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	case err == nil && fi.Size() == 0:
-		// bbolt would make an empty file a new database: every record
-		// lost, and patbot would look healthy.
-		return nil, damaged(path, errors.New("the file is empty (0 bytes)"))
-	case err == nil:
-		if err := probe(path, opts.LockTimeout); err != nil {
-			return nil, err
-		}
-	}
-	b, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
-	}
-	if err != nil {
-		return nil, damaged(path, err)
-	}
-	db := &DB{bolt: b, now: opts.Now, seen: &deliveryIndex{guids: map[string]int64{}}, uncommitted: map[string]int64{},
-		writes: make(chan *write, maxGroup), closing: make(chan struct{}), committerDone: make(chan struct{})}
-	if opts.ReadOnly {
-		close(db.committerDone)
-		if err := db.checkSchema(); err != nil {
-			b.Close()
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
-		}
-		return db, nil
-	}
-	if err := db.init(); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	go db.commitLoop()
-	return db, nil
-}
-
-// ErrDamaged is returned by Open for a file that is not a readable patbot
-// database. patbot never overwrites such a file.
+// ErrDamaged is returned by a backend's Open for data that is not a
+// readable patbot store. patbot never overwrites it.
 var ErrDamaged = errors.New("damaged database")
-
-// damaged says what is wrong with the file at path and what to do.
-func damaged(path string, why error) error {
-	return fmt.Errorf("store: %s cannot be read (%v): %w. patbot does not overwrite a file it cannot read: "+
-		"restore it from a backup, or move it aside to start with an empty store (its history is then lost)", path, why, ErrDamaged)
-}
-
-// openBolt opens the file, turning a panic on a damaged file into an error.
-// (A panic leaves the file mapped and locked: Open reads a file once
-// read-only, which panics less and cleans up, before opening it to write.)
-func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return bolt.Open(path, 0o600, opts)
-}
-
-// probe opens an existing file read-only and reads all of it, to refuse a
-// damaged file before anything writes to it.
-func probe(path string, lockTimeout time.Duration) error {
-	b, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("store: open %s: %w", path, ErrLocked)
-	}
-	if err != nil {
-		return damaged(path, err)
-	}
-	err = checkPages(b)
-	b.Close()
-	if err != nil {
-		return damaged(path, err)
-	}
-	return nil
-}
-
-// checkPages reads every page of the file once, so that damage is found
-// at start, where it can be reported, and not by a panic in the middle of
-// work. It takes a moment per hundred megabytes.
-func checkPages(b *bolt.DB) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return b.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
-}
-
-// init creates the buckets, migrates an older layout and loads the
-// delivery index.
-func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		v, err := schemaVersion(meta)
-		if err != nil {
-			return err
-		}
-		if v == 1 {
-			if err := migrateV1(tx); err != nil {
-				return fmt.Errorf("migrate schema 1 to %d: %w", SchemaVersion, err)
-			}
-		}
-		for _, name := range [][]byte{bucketDeliveries, bucketJobs, bucketRequests, bucketAudit} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-			return err
-		}
-		db.jobSeq.Store(tx.Bucket(bucketJobs).Sequence())
-		return db.seen.load(tx.Bucket(bucketDeliveries))
-	})
-}
-
-// checkSchema refuses, read-only, a file this code cannot read as it is,
-// and loads the delivery index.
-func (db *DB) checkSchema() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return errors.New("not a patbot database (no meta bucket)")
-		}
-		v, err := schemaVersion(meta)
-		if err != nil {
-			return err
-		}
-		if v != SchemaVersion {
-			return fmt.Errorf("schema version %d: start patbot once to migrate it to %d", v, SchemaVersion)
-		}
-		return db.seen.load(tx.Bucket(bucketDeliveries))
-	})
-}
-
-// schemaVersion reads the file's layout version: SchemaVersion for a new
-// file.
-func schemaVersion(meta *bolt.Bucket) (int, error) {
-	raw := meta.Get(keySchema)
-	if raw == nil {
-		return SchemaVersion, nil
-	}
-	v, err := strconv.Atoi(string(raw))
-	if err != nil {
-		return 0, fmt.Errorf("unreadable schema version %q", raw)
-	}
-	if v > SchemaVersion {
-		return 0, fmt.Errorf("schema version %d is newer than this patbot supports (%d): upgrade patbot", v, SchemaVersion)
-	}
-	return v, nil
-}
-
-// Close stops the committer and releases the file and its lock.
-func (db *DB) Close() error {
-	db.closeOnce.Do(func() { close(db.closing) })
-	<-db.committerDone
-	return db.bolt.Close()
-}
-
-// Path is the file the database lives in.
-func (db *DB) Path() string { return db.bolt.Path() }
-
-// Ping reports whether the database is open and readable.
-func (db *DB) Ping() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil {
-			return errors.New("store: meta bucket missing")
-		}
-		return nil
-	})
-}
-
-// Check runs bbolt's consistency check over the whole file.
-func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("store: check: %w", err)
-		}
-		return nil
-	})
-}
-
-// Size is the file size in bytes, for metrics and growth measurements.
-func (db *DB) Size() (int64, error) {
-	fi, err := os.Stat(db.bolt.Path())
-	if err != nil {
-		return 0, err
-	}
-	return fi.Size(), nil
-}
-
-func itob(v uint64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, v)
-	return b
-}
-
-func btoi(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
-
-func put(b *bolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, raw)
-}
-
-func get(b *bolt.Bucket, key []byte, v any) error {
-	raw := b.Get(key)
-	if raw == nil {
-		return ErrNotFound
-	}
-	return decode(raw, v)
-}
-
-// decode copies a value out of bbolt's memory-mapped page.
-func decode(raw []byte, v any) error { return json.Unmarshal(raw, v) }
-
-// deleteKeys deletes keys from b. Callers collect keys first: deleting while
-// a cursor advances can skip keys.
-func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// write is one write waiting for a commit.
-type write struct {
-	fn   func(*bolt.Tx) error
-	err  error
-	done chan struct{}
-}
-
-// maxGroup bounds how many writes one commit takes.
-const maxGroup = 1000
-
-// group runs fn in a transaction whose commit (and fsync) it shares with
-// every write waiting at the same time. fn may run more than once, so it
-// may only change the transaction and assign to its caller's variables.
-func (db *DB) group(fn func(*bolt.Tx) error) error {
-	w := &write{fn: fn, done: make(chan struct{})}
-	select {
-	case db.writes <- w:
-	case <-db.closing:
-		return berrors.ErrDatabaseNotOpen
-	}
-	select {
-	case <-w.done:
-	case <-db.committerDone:
-		select {
-		case <-w.done: // committed just before the committer stopped
-		default:
-			return berrors.ErrDatabaseNotOpen
-		}
-	}
-	return w.err
-}
-
-// commitLoop is group commit: as soon as the writer is free, it commits
-// every write waiting, in one transaction and one fsync. Under load a
-// commit takes what arrived during the previous one; alone, a write waits
-// for nobody.
-func (db *DB) commitLoop() {
-	defer close(db.committerDone)
-	for {
-		var first *write
-		select {
-		case first = <-db.writes:
-		case <-db.closing:
-			for { // fail what is still queued
-				select {
-				case w := <-db.writes:
-					w.err = berrors.ErrDatabaseNotOpen
-					close(w.done)
-				default:
-					return
-				}
-			}
-		}
-		group := []*write{first}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case w := <-db.writes:
-				group = append(group, w)
-			default:
-				break drain
-			}
-		}
-		if err := db.commit(group...); err != nil {
-			// One failing write must not fail the others: each alone.
-			for _, w := range group {
-				w.err = db.commit(w)
-			}
-		}
-		for _, w := range group {
-			close(w.done)
-		}
-	}
-}
-
-// commit runs writes in one transaction; the deliveries they record join
-// the index once it is committed.
-func (db *DB) commit(writes ...*write) error {
-	clear(db.uncommitted)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, w := range writes {
-			if err := w.fn(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		db.seen.add(db.uncommitted)
-	}
-	return err
-}

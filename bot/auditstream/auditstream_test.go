@@ -13,12 +13,13 @@ import (
 
 	"github.com/patbot/patbot/bot/auditstream"
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 // failingCursor loses the cursor's update once: patbot stopped between
 // writing a batch and recording it.
 type failingCursor struct {
-	*store.DB
+	*bolt.DB
 	fail bool
 }
 
@@ -70,7 +71,7 @@ func open(t *testing.T, path string) (*os.File, uint64) {
 // Across stops at any moment, every event reaches the file exactly once.
 func TestStreamNeitherRepeatsNorSkips(t *testing.T) {
 	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-	db, err := store.Open(filepath.Join(t.TempDir(), "patbot.db"), store.Options{Now: func() time.Time { return now }})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "patbot.db"), bolt.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 // patbot serves admin commands (patbot audit, for now) on a local Unix
@@ -95,7 +95,7 @@ func samePeer(c net.Conn) bool {
 }
 
 // adminHandler serves the admin commands.
-func adminHandler(db *store.DB, log *slog.Logger) http.Handler {
+func adminHandler(db *bolt.DB, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /audit", func(w http.ResponseWriter, r *http.Request) {
 		q, problems := parseAuditQuery(r.URL.Query())

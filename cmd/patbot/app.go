@@ -22,7 +22,7 @@ import (
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/auditstream"
 	"github.com/patbot/patbot/github"
-	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 // shutdownTimeout bounds how long requests in progress may take to finish
@@ -40,7 +40,7 @@ type App struct {
 	// stream, when set, copies the audit trail to streamOut.
 	stream    *auditstream.Stream
 	streamOut *os.File
-	db        *store.DB
+	db        *bolt.DB
 	bot       *bot.Bot
 	server    *http.Server
 	listener  net.Listener
@@ -50,7 +50,7 @@ type App struct {
 // tune, when not nil, adjusts the bot's dependencies (tests use it to shorten
 // timeouts).
 func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
-	db, err := store.Open(cfg.DBPath, store.Options{})
+	db, err := bolt.Open(cfg.DBPath, bolt.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
 	return app, nil
 }
 
-func wire(cfg *Config, log *slog.Logger, db *store.DB, tune func(*bot.Deps)) (*App, error) {
+func wire(cfg *Config, log *slog.Logger, db *bolt.DB, tune func(*bot.Deps)) (*App, error) {
 	reg := prometheus.NewRegistry()
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "patbot_build_info",

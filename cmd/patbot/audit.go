@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 // audit exports the audit trail (decisions, revocations, refused and failed
@@ -56,7 +57,7 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitFailed
 	}
 	// No patbot is running: read the file.
-	db, err := store.Open(*dbPath, store.Options{ReadOnly: true})
+	db, err := bolt.Open(*dbPath, bolt.Options{ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(stderr, "patbot audit: %s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it\n", *dbPath, socket)
 		return exitFailed

@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 func TestAuditExport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "patbot.db")
-	db, err := store.Open(path, store.Options{Now: func() time.Time { return time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC) }})
+	db, err := bolt.Open(path, bolt.Options{Now: func() time.Time { return time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 const (
@@ -53,7 +54,7 @@ type e2e struct {
 	base  string
 	logs  *syncBuffer
 	stop  func()
-	db    *store.DB // opened after patbot stops
+	db    *bolt.DB // opened after patbot stops
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -214,13 +215,13 @@ func (e *e2e) stopApp() {
 
 // openStore stops patbot, whose store is locked while it runs, and opens
 // the store for the test (once).
-func (e *e2e) openStore() *store.DB {
+func (e *e2e) openStore() *bolt.DB {
 	e.t.Helper()
 	if e.db != nil {
 		return e.db
 	}
 	e.stopApp()
-	db, err := store.Open(e.env["PATBOT_DB"], store.Options{})
+	db, err := bolt.Open(e.env["PATBOT_DB"], bolt.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
 )
 
 const (
@@ -478,7 +479,7 @@ func TestServeEndToEnd(t *testing.T) {
 	stop()
 
 	// The record outlives the process.
-	db, err := store.Open(env["PATBOT_DB"], store.Options{})
+	db, err := bolt.Open(env["PATBOT_DB"], bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-package store
+package bolt
 
 import (
 	"bytes"
 	"errors"
+	"github.com/patbot/patbot/store"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ func TestDamagedFileRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 200 {
-			if _, _, err := db.AcceptDelivery(Delivery{ID: strings.Repeat("g", 30) + string(rune('a'+i%26)) + string(rune('a'+i/26))}, &Job{Payload: bytes.Repeat([]byte("p"), 500)}); err != nil {
+			if _, _, err := db.AcceptDelivery(store.Delivery{ID: strings.Repeat("g", 30) + string(rune('a'+i%26)) + string(rune('a'+i/26))}, &store.Job{Payload: bytes.Repeat([]byte("p"), 500)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -56,7 +57,7 @@ func TestDamagedFileRefused(t *testing.T) {
 					db.Close()
 					t.Fatalf("read-only %v: damaged file opened", readOnly)
 				}
-				if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restore it from a backup") {
+				if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restore it from a backup") {
 					t.Errorf("read-only %v: error does not name the file and what to do: %v", readOnly, err)
 				}
 			}

@@ -1,10 +1,11 @@
-package store
+package bolt
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/patbot/patbot/store"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // Schema 1 kept delivery markers by GUID with a separate time index, and
@@ -16,7 +17,7 @@ var (
 
 // migrateV1 rewrites a schema 1 file's deliveries and jobs in the current
 // layout, in the caller's transaction: a failure leaves the file as it was.
-func migrateV1(tx *bolt.Tx) error {
+func migrateV1(tx *bbolt.Tx) error {
 	type entry struct{ k, v []byte }
 	var markers []entry
 	if times := tx.Bucket(v1DeliveryTimes); times != nil {
@@ -59,7 +60,7 @@ func migrateV1(tx *bolt.Tx) error {
 	}
 	var rewritten []entry
 	err = jobs.ForEach(func(k, v []byte) error {
-		var j Job
+		var j store.Job
 		if err := decode(v, &j); err != nil {
 			return fmt.Errorf("job %d: %w", btoi(k), err)
 		}

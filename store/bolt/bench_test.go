@@ -1,7 +1,8 @@
-package store
+package bolt
 
 import (
 	"fmt"
+	"github.com/patbot/patbot/store"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,7 @@ func BenchmarkAcceptDelivery(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprintf("d-%d", seq.Add(1))
-			if _, _, err := db.AcceptDelivery(Delivery{ID: id, Outcome: "queued"}, &Job{Payload: payload}); err != nil {
+			if _, _, err := db.AcceptDelivery(store.Delivery{ID: id, Outcome: "queued"}, &store.Job{Payload: payload}); err != nil {
 				b.Error(err)
 			}
 		}
@@ -44,8 +45,8 @@ func BenchmarkUpdateRequest(b *testing.B) {
 	db := benchDB(b)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		_, err := db.UpdateRequest("acme", int64(i%100), func(r *Request, _ bool) error {
-			r.SetState(StatePending, time.Now(), SourceWebhook, "octocat", "")
+		_, err := db.UpdateRequest("acme", int64(i%100), func(r *store.Request, _ bool) error {
+			r.SetState(store.StatePending, time.Now(), store.SourceWebhook, "octocat", "")
 			return nil
 		})
 		if err != nil {
@@ -57,7 +58,7 @@ func BenchmarkUpdateRequest(b *testing.B) {
 // BenchmarkRequest measures reading one record.
 func BenchmarkRequest(b *testing.B) {
 	db := benchDB(b)
-	db.UpdateRequest("acme", 1, func(r *Request, _ bool) error { r.State = StatePending; return nil })
+	db.UpdateRequest("acme", 1, func(r *store.Request, _ bool) error { r.State = store.StatePending; return nil })
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := db.Request("acme", 1); err != nil {

@@ -1,25 +1,26 @@
-package store
+package bolt
 
 import (
 	"encoding/json"
+	"github.com/patbot/patbot/store"
 	"path/filepath"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // writeV1 builds a file in schema 1's layout, as patbot wrote it before the
 // delivery index: markers by GUID with a time index, payloads apart.
 func writeV1(t *testing.T, path string, received time.Time) {
 	t.Helper()
-	b, err := bolt.Open(path, 0o600, nil)
+	b, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	err = b.Update(func(tx *bolt.Tx) error {
-		buckets := map[string]*bolt.Bucket{}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		buckets := map[string]*bbolt.Bucket{}
 		for _, name := range []string{"meta", "deliveries", "delivery_times", "jobs", "payloads", "requests", "audit"} {
 			bk, err := tx.CreateBucket([]byte(name))
 			if err != nil {
@@ -28,11 +29,11 @@ func writeV1(t *testing.T, path string, received time.Time) {
 			buckets[name] = bk
 		}
 		buckets["meta"].Put(keySchema, []byte("1"))
-		marker, _ := json.Marshal(Delivery{ID: "guid-v1", Event: "personal_access_token_request", Action: "created", Org: "acme",
+		marker, _ := json.Marshal(store.Delivery{ID: "guid-v1", Event: "personal_access_token_request", Action: "created", Org: "acme",
 			RequestID: 7, ReceivedAt: received, Outcome: "queued", JobID: 3})
 		buckets["deliveries"].Put([]byte("guid-v1"), marker)
 		buckets["delivery_times"].Put(append(itob(uint64(received.UnixNano())), "guid-v1"...), nil)
-		job, _ := json.Marshal(Job{ID: 3, DeliveryID: "guid-v1", Event: "personal_access_token_request", Action: "created",
+		job, _ := json.Marshal(store.Job{ID: 3, DeliveryID: "guid-v1", Event: "personal_access_token_request", Action: "created",
 			Org: "acme", RequestID: 7, EnqueuedAt: received, Attempts: 2, LastError: "slack down"})
 		buckets["jobs"].SetSequence(3)
 		buckets["jobs"].Put(itob(3), job)
@@ -54,21 +55,21 @@ func TestOpenMigratesSchema1(t *testing.T) {
 	if err != nil || marker.JobID != 3 || marker.Org != "acme" || !marker.ReceivedAt.Equal(received) {
 		t.Fatalf("migrated marker = %+v, %v", marker, err)
 	}
-	if ok, _, err := db.AcceptDelivery(Delivery{ID: "guid-v1"}, &Job{Payload: []byte(`{}`)}); ok || err != nil {
+	if ok, _, err := db.AcceptDelivery(store.Delivery{ID: "guid-v1"}, &store.Job{Payload: []byte(`{}`)}); ok || err != nil {
 		t.Errorf("redelivery of a migrated delivery accepted: %v %v", ok, err)
 	}
 	j, err := db.Job(3)
 	if err != nil || string(j.Payload) != `{"action":"created"}` || j.Attempts != 2 || j.LastError != "slack down" || j.DeliveryID != "guid-v1" {
 		t.Fatalf("migrated job = %+v, %v", j, err)
 	}
-	_, id, err := db.AcceptDelivery(Delivery{ID: "guid-new"}, &Job{Payload: []byte(`{}`)})
+	_, id, err := db.AcceptDelivery(store.Delivery{ID: "guid-new"}, &store.Job{Payload: []byte(`{}`)})
 	if err != nil || id <= 3 {
 		t.Errorf("next job id = %d, %v; want more than 3 (numbering goes on)", id, err)
 	}
 	if n, err := db.PruneDeliveries(received.Add(time.Second), 10); n != 1 || err != nil {
 		t.Errorf("pruned %d, %v; want the migrated marker", n, err)
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.bolt.View(func(tx *bbolt.Tx) error {
 		for _, gone := range [][]byte{v1DeliveryTimes, v1Payloads} {
 			if tx.Bucket(gone) != nil {
 				t.Errorf("bucket %s kept", gone)

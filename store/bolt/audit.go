@@ -1,39 +1,23 @@
-package store
+package bolt
 
 import (
 	"fmt"
+	"github.com/patbot/patbot/store"
 	"slices"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
-// AuditEvent is one entry of the append-only audit trail: a decision, a
-// refused or failed attempt, a revocation.
-type AuditEvent struct {
-	Seq       uint64    `json:"seq"`
-	At        time.Time `json:"at"`
-	Kind      string    `json:"kind"` // decision, refused, failed, revocation
-	Org       string    `json:"org"`
-	RequestID int64     `json:"request_id,omitempty"`
-	GrantID   int64     `json:"grant_id,omitempty"`
-	Action    string    `json:"action,omitempty"` // approve, deny, revoke
-	Actor     string    `json:"actor,omitempty"`  // GitHub login
-	SlackUser string    `json:"slack_user,omitempty"`
-	Source    Source    `json:"source,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Detail    string    `json:"detail,omitempty"` // why refused, what failed
-}
-
 // AppendAudit adds an event to the audit trail.
-func (db *DB) AppendAudit(e AuditEvent) error {
+func (db *DB) AppendAudit(e store.AuditEvent) error {
 	if e.At.IsZero() {
 		e.At = db.now()
 	}
 	e.Org = strings.ToLower(e.Org)
 	// A re-run takes the same sequence number in the fresh transaction.
-	err := db.group(func(tx *bolt.Tx) error {
+	err := db.group(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		b.FillPercent = appendFillPercent
 		seq, err := b.NextSequence()
@@ -49,23 +33,13 @@ func (db *DB) AppendAudit(e AuditEvent) error {
 	return nil
 }
 
-// AuditFilter narrows AuditEvents. Zero fields do not filter.
-type AuditFilter struct {
-	Org   string
-	Since time.Time
-	Until time.Time
-	Kinds []string // decision, refused, failed, revocation
-	After uint64   // only events whose Seq is greater
-	Limit int
-}
-
 // AuditEvents returns audit events in the order they happened.
-func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
-	var out []AuditEvent
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+func (db *DB) AuditEvents(f store.AuditFilter) ([]store.AuditEvent, error) {
+	var out []store.AuditEvent
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(itob(f.After + 1)); k != nil; k, v = c.Next() {
-			var e AuditEvent
+			var e store.AuditEvent
 			if err := decode(v, &e); err != nil {
 				return err
 			}
@@ -90,7 +64,7 @@ func (db *DB) AuditEvents(f AuditFilter) ([]AuditEvent, error) {
 // first, and reports how many it deleted.
 func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
 	var n int
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		var keys [][]byte
 		c := b.Cursor()
@@ -120,7 +94,7 @@ func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
 // neither repeats nor skips.
 func (db *DB) Cursor(name string) (uint64, error) {
 	var v uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		if raw := tx.Bucket(bucketMeta).Get(cursorKey(name)); len(raw) == 8 {
 			v = btoi(raw)
 		}
@@ -134,7 +108,7 @@ func (db *DB) Cursor(name string) (uint64, error) {
 
 // SetCursor records how far the reader called name has read.
 func (db *DB) SetCursor(name string, v uint64) error {
-	err := db.group(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(cursorKey(name), itob(v)) })
+	err := db.group(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(cursorKey(name), itob(v)) })
 	if err != nil {
 		return fmt.Errorf("store: set cursor %s: %w", name, err)
 	}

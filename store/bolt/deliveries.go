@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -6,49 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patbot/patbot/store"
 	"maps"
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
-
-// Delivery marks one webhook delivery as received, so that a redelivery
-// (which keeps its X-GitHub-Delivery GUID) has no effect.
-type Delivery struct {
-	ID         string    `json:"id"` // X-GitHub-Delivery
-	Event      string    `json:"event"`
-	Action     string    `json:"action,omitempty"`
-	Org        string    `json:"org,omitempty"`
-	RequestID  int64     `json:"request_id,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
-	// Outcome says what patbot did with it, for example "queued" or
-	// "ignored: org not configured".
-	Outcome string `json:"outcome"`
-	JobID   uint64 `json:"job_id,omitempty"`
-}
-
-// Job is work implied by an accepted delivery, kept until it is finished so
-// that a crash never loses it.
-type Job struct {
-	ID         uint64    `json:"id"`
-	DeliveryID string    `json:"delivery_id"`
-	Event      string    `json:"event"`
-	Action     string    `json:"action"`
-	Org        string    `json:"org"`
-	RequestID  int64     `json:"request_id"`
-	Payload    []byte    `json:"-"` // the work's input (an event in patbot's compact form), stored as it is
-	EnqueuedAt time.Time `json:"enqueued_at"`
-	// NotBefore, when set, is the earliest the job may run.
-	NotBefore time.Time `json:"not_before,omitzero"`
-	Attempts  int       `json:"attempts"`
-	LastError string    `json:"last_error,omitempty"`
-}
 
 // AcceptDelivery records d and, when job is not nil, the job it implies, in
 // one fsynced transaction. It reports false, and changes nothing, when d.ID
 // was already recorded. Concurrent deliveries share commits: see commitLoop.
-func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64, err error) {
+func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, jobID uint64, err error) {
 	if d.ID == "" {
 		return false, 0, fmt.Errorf("store: accept delivery: empty delivery id")
 	}
@@ -76,7 +45,7 @@ func (db *DB) AcceptDelivery(d Delivery, job *Job) (accepted bool, jobID uint64,
 	at := d.ReceivedAt.UnixNano()
 	key := deliveryKey(at, d.ID)
 
-	err = db.group(func(tx *bolt.Tx) error {
+	err = db.group(func(tx *bbolt.Tx) error {
 		accepted = false // a re-run starts afresh
 		if _, dup := db.uncommitted[d.ID]; dup || db.seen.has(d.ID) {
 			return nil
@@ -116,7 +85,7 @@ type deliveryIndex struct {
 }
 
 // load indexes every marker of the deliveries bucket (b may be nil).
-func (x *deliveryIndex) load(b *bolt.Bucket) error {
+func (x *deliveryIndex) load(b *bbolt.Bucket) error {
 	if b == nil {
 		return nil
 	}
@@ -167,17 +136,17 @@ func (x *deliveryIndex) len() int {
 }
 
 // Delivery returns the marker of one delivery.
-func (db *DB) Delivery(id string) (Delivery, error) {
-	var d Delivery
+func (db *DB) Delivery(id string) (store.Delivery, error) {
+	var d store.Delivery
 	at, ok := db.seen.lookup(id)
 	if !ok {
-		return Delivery{}, fmt.Errorf("store: delivery %s: %w", id, ErrNotFound)
+		return store.Delivery{}, fmt.Errorf("store: delivery %s: %w", id, store.ErrNotFound)
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		return get(tx.Bucket(bucketDeliveries), deliveryKey(at, id), &d)
 	})
 	if err != nil {
-		return Delivery{}, fmt.Errorf("store: delivery %s: %w", id, err)
+		return store.Delivery{}, fmt.Errorf("store: delivery %s: %w", id, err)
 	}
 	return d, nil
 }
@@ -187,7 +156,7 @@ func (db *DB) Delivery(id string) (Delivery, error) {
 // returns fewer than max, so that no single transaction grows large.
 func (db *DB) PruneDeliveries(cutoff time.Time, max int) (int, error) {
 	var guids []string
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		guids = guids[:0]
 		deliveries := tx.Bucket(bucketDeliveries)
 		limit := itob(uint64(cutoff.UnixNano()))
@@ -212,19 +181,19 @@ func (db *DB) CountDeliveries() (int, error) {
 }
 
 // Job returns one unfinished job.
-func (db *DB) Job(id uint64) (Job, error) {
-	var j Job
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+func (db *DB) Job(id uint64) (store.Job, error) {
+	var j store.Job
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketJobs).Get(itob(id))
 		if raw == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		j, err = decodeJob(raw)
 		return err
 	})
 	if err != nil {
-		return Job{}, fmt.Errorf("store: job %d: %w", id, err)
+		return store.Job{}, fmt.Errorf("store: job %d: %w", id, err)
 	}
 	return j, nil
 }
@@ -232,7 +201,7 @@ func (db *DB) Job(id uint64) (Job, error) {
 // JobIDs lists every unfinished job, oldest first.
 func (db *DB) JobIDs() ([]uint64, error) {
 	var ids []uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, _ []byte) error {
 			ids = append(ids, btoi(k))
 			return nil
@@ -247,7 +216,7 @@ func (db *DB) JobIDs() ([]uint64, error) {
 // FinishJob deletes a job whose work is done. Finishing an unknown job is
 // not an error: the work is done either way.
 func (db *DB) FinishJob(id uint64) error {
-	err := db.group(func(tx *bolt.Tx) error {
+	err := db.group(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketJobs).Delete(itob(id))
 	})
 	if err != nil {
@@ -257,13 +226,13 @@ func (db *DB) FinishJob(id uint64) error {
 }
 
 // RecordJobFailure counts a failed attempt at a job and keeps its error.
-func (db *DB) RecordJobFailure(id uint64, cause error) (Job, error) {
-	var j Job
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+func (db *DB) RecordJobFailure(id uint64, cause error) (store.Job, error) {
+	var j store.Job
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		raw := jobs.Get(itob(id))
 		if raw == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		if j, err = decodeJob(raw); err != nil {
@@ -278,21 +247,21 @@ func (db *DB) RecordJobFailure(id uint64, cause error) (Job, error) {
 		return jobs.Put(itob(id), enc)
 	})
 	if err != nil {
-		return Job{}, fmt.Errorf("store: record failure of job %d: %w", id, err)
+		return store.Job{}, fmt.Errorf("store: record failure of job %d: %w", id, err)
 	}
 	return j, nil
 }
 
 // EnqueueJob records a job that no delivery brought (a card to bring up to
 // date, say), for the workers to run.
-func (db *DB) EnqueueJob(j Job) (uint64, error) {
+func (db *DB) EnqueueJob(j store.Job) (uint64, error) {
 	if j.EnqueuedAt.IsZero() {
 		j.EnqueuedAt = db.now()
 	}
 	j.ID = db.nextJobID()
 	record, err := encodeJob(j)
 	if err == nil {
-		err = db.group(func(tx *bolt.Tx) error { return putJob(tx, j.ID, record) })
+		err = db.group(func(tx *bbolt.Tx) error { return putJob(tx, j.ID, record) })
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue job: %w", err)
@@ -307,7 +276,7 @@ func (db *DB) EnqueueJob(j Job) (uint64, error) {
 func (db *DB) nextJobID() uint64 { return db.jobSeq.Add(1) }
 
 // putJob stores an encoded job.
-func putJob(tx *bolt.Tx, id uint64, record []byte) error {
+func putJob(tx *bbolt.Tx, id uint64, record []byte) error {
 	jobs := tx.Bucket(bucketJobs)
 	jobs.FillPercent = appendFillPercent
 	if id > jobs.Sequence() {
@@ -321,7 +290,7 @@ func putJob(tx *bolt.Tx, id uint64, record []byte) error {
 // encodeJob lays a job out as the length of its JSON header (uvarint), the
 // header, then the payload as it is: a payload is stored without being
 // encoded again.
-func encodeJob(j Job) ([]byte, error) {
+func encodeJob(j store.Job) ([]byte, error) {
 	header, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
@@ -333,14 +302,14 @@ func encodeJob(j Job) ([]byte, error) {
 }
 
 // decodeJob reads what encodeJob wrote, copying it out of bbolt's memory.
-func decodeJob(raw []byte) (Job, error) {
+func decodeJob(raw []byte) (store.Job, error) {
 	n, k := binary.Uvarint(raw)
 	if k <= 0 || n > uint64(len(raw)-k) {
-		return Job{}, errors.New("malformed job record")
+		return store.Job{}, errors.New("malformed job record")
 	}
-	var j Job
+	var j store.Job
 	if err := decode(raw[k:k+int(n)], &j); err != nil {
-		return Job{}, err
+		return store.Job{}, err
 	}
 	j.Payload = bytes.Clone(raw[k+int(n):])
 	return j, nil
