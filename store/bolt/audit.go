@@ -2,10 +2,11 @@ package bolt
 
 import (
 	"fmt"
-	"github.com/patbot/patbot/store"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/patbot/patbot/store"
 
 	bbolt "go.etcd.io/bbolt"
 )

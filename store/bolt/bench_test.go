@@ -2,11 +2,12 @@ package bolt
 
 import (
 	"fmt"
-	"github.com/patbot/patbot/store"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/patbot/patbot/store"
 )
 
 func benchDB(b *testing.B) *DB {

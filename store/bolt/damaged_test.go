@@ -3,11 +3,12 @@ package bolt
 import (
 	"bytes"
 	"errors"
-	"github.com/patbot/patbot/store"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/patbot/patbot/store"
 )
 
 // A file patbot cannot read is refused with a message that names it and

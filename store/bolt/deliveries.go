@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/patbot/patbot/store"
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/patbot/patbot/store"
 
 	bbolt "go.etcd.io/bbolt"
 )

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"fmt"
+
 	"github.com/patbot/patbot/store"
 
 	bbolt "go.etcd.io/bbolt"

@@ -2,10 +2,11 @@ package bolt
 
 import (
 	"encoding/json"
-	"github.com/patbot/patbot/store"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/patbot/patbot/store"
 
 	bbolt "go.etcd.io/bbolt"
 )

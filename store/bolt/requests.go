@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/patbot/patbot/store"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/patbot/patbot/store"
 
 	bbolt "go.etcd.io/bbolt"
 )

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/patbot/patbot/store"
-	"github.com/patbot/patbot/store/storetest"
-	berrors "go.etcd.io/bbolt/errors"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/storetest"
 
 	bbolt "go.etcd.io/bbolt"
 )
