@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/patbot/patbot/store"
 )
 
 // AppendAudit adds an event to the audit trail.

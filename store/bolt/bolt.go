@@ -19,10 +19,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/patbot/patbot/store"
 )
 
 var _ store.Store = (*DB)(nil)

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/patbot/patbot/store"
 )
 
 // AcceptDelivery records d and, when job is not nil, the job it implies, in

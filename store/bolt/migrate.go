@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/patbot/patbot/store"
 )
 
 // Schema 1 kept delivery markers by GUID with a separate time index, and

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/patbot/patbot/store"
 )
 
 // writeV1 builds a file in schema 1's layout, as patbot wrote it before the

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patbot/patbot/store"
-
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/patbot/patbot/store"
 )
 
 func requestKey(org string, id int64) []byte {

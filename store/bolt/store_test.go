@@ -12,10 +12,10 @@ import (
 
 	berrors "go.etcd.io/bbolt/errors"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/patbot/patbot/store"
 	"github.com/patbot/patbot/store/storetest"
-
-	bbolt "go.etcd.io/bbolt"
 )
 
 // testEpoch is the stores' time in tests: a fixed day, so that no test
