@@ -11,6 +11,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/store"
 )
 
@@ -31,12 +32,12 @@ func (l *cardLocks) lock(org string, id int64) func() {
 	return m.Unlock
 }
 
-func (b *Bot) cardView(r store.Request) cardView {
+func (b *Bot) cardView(r store.Request) view.CardView {
 	login := r.Org
 	if o, ok := b.config().Org(r.Org); ok {
 		login = o.Login
 	}
-	return cardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
+	return view.CardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
 }
 
 // slackUserOf returns the Slack user mapped to a GitHub login, or "".
@@ -97,10 +98,10 @@ func (b *Bot) postCardLocked(ctx context.Context, org Org, r store.Request, inte
 			return b.recordCard(ctx, org, id, org.Channel, ts)
 		}
 	}
-	blocks, text := renderCard(b.cardView(r))
+	blocks, text := view.Card(b.cardView(r))
 	opts := append(cardOptions(blocks, text), slack.MsgOptionMetadata(slack.SlackMetadata{
 		EventType:    cardMetadataType,
-		EventPayload: map[string]any{"request": requestKey(r.Org, r.ID)},
+		EventPayload: map[string]any{"request": view.RequestKey(r.Org, r.ID)},
 	}))
 	channel, ts, err := b.slack.PostMessageContext(ctx, org.Channel, opts...)
 	if err != nil {
@@ -147,7 +148,7 @@ func (b *Bot) findCard(ctx context.Context, channel string, r store.Request, sin
 			return "", err
 		}
 		for _, m := range resp.Messages {
-			if m.Metadata.EventType == cardMetadataType && m.Metadata.EventPayload["request"] == requestKey(r.Org, r.ID) {
+			if m.Metadata.EventType == cardMetadataType && m.Metadata.EventPayload["request"] == view.RequestKey(r.Org, r.ID) {
 				return m.Timestamp, nil
 			}
 		}
@@ -189,7 +190,7 @@ func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
 	if r.Card.TS == "" {
 		return nil
 	}
-	blocks, text := renderCard(b.cardView(r))
+	blocks, text := view.Card(b.cardView(r))
 	err := retrySlack(ctx, func() error {
 		_, _, _, err := b.slack.UpdateMessageContext(ctx, r.Card.Channel, r.Card.TS, cardOptions(blocks, text)...)
 		return err
@@ -236,16 +237,16 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 		b.log.Warn("cannot open a DM with the requester", "slack_user", user, "err", err)
 		return
 	}
-	view := b.cardView(r)
+	card := b.cardView(r)
 	verb := "approved"
 	if r.State == store.StateDenied {
 		verb = "denied"
 	}
-	text := fmt.Sprintf("Your fine-grained token request “%s” for *%s* was %s by %s.", escape(tokenName(r)), escape(view.OrgLogin), verb, decider(r.Decision))
+	text := fmt.Sprintf("Your fine-grained token request “%s” for *%s* was %s by %s.", view.Escape(view.TokenName(r)), view.Escape(card.OrgLogin), verb, view.Decider(r.Decision))
 	if r.State == store.StateDenied && r.Decision.Reason != "" {
-		text += "\n" + quote(r.Decision.Reason)
+		text += "\n" + view.Quote(r.Decision.Reason)
 	}
-	text += fmt.Sprintf("\n<%s|Open in GitHub>", view.requestURL())
+	text += fmt.Sprintf("\n<%s|Open in GitHub>", card.RequestURL())
 	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
 	if err != nil {
 		b.log.Warn("cannot DM the requester", "slack_user", user, "err", err)

@@ -10,15 +10,20 @@ import (
 	"strings"
 
 	"github.com/slack-go/slack"
+
+	"github.com/patbot/patbot/bot/view"
 )
 
 // Command is the slash command patbot answers.
 const Command = "/pat"
 
-// Action IDs of the grants listing's buttons.
+// Action IDs of patbot's buttons and dialogs (see view).
 const (
-	ActionRevoke     = "pat_revoke"
-	ActionGrantsPage = "pat_grants_page"
+	ActionApprove    = view.ActionApprove
+	ActionDeny       = view.ActionDeny
+	ActionRevoke     = view.ActionRevoke
+	ActionGrantsPage = view.ActionGrantsPage
+	CallbackDeny     = view.CallbackDeny
 )
 
 const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's approved fine-grained tokens (yours by default). " +
@@ -40,18 +45,10 @@ type slashCommand struct {
 	ResponseURL string
 }
 
-// grantsQuery is what /pat grants asks for; it also travels in the listing's
-// buttons, so that a click repeats the query (re-checking who asks).
-type grantsQuery struct {
-	Login string `json:"l"`           // GitHub login whose tokens are listed; "" means the viewer's
-	Org   string `json:"f,omitempty"` // only this org
-	Page  int    `json:"p,omitempty"` // zero-based
-}
-
 // parseGrantsArgs reads "[@user | login] [--org NAME]". A Slack mention is
 // resolved through the users map. It returns the query or what is wrong.
-func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
-	var q grantsQuery
+func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
+	var q view.GrantsQuery
 	target := ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -65,7 +62,7 @@ func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
 		case strings.HasPrefix(a, "--org="):
 			q.Org = strings.TrimPrefix(a, "--org=")
 		case strings.HasPrefix(a, "-"):
-			return q, fmt.Sprintf("Unknown option `%s`.", escape(a))
+			return q, fmt.Sprintf("Unknown option `%s`.", view.Escape(a))
 		case target != "":
 			return q, "Name one member at a time."
 		default:
@@ -75,7 +72,7 @@ func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
 	if q.Org != "" {
 		o, ok := b.config().Org(q.Org)
 		if !ok {
-			return q, fmt.Sprintf("patbot does not serve an organization called `%s`.", escape(q.Org))
+			return q, fmt.Sprintf("patbot does not serve an organization called `%s`.", view.Escape(q.Org))
 		}
 		q.Org = o.Login
 	}
@@ -90,7 +87,7 @@ func (b *Bot) parseGrantsArgs(args []string) (grantsQuery, string) {
 	case loginRE.MatchString(strings.TrimPrefix(target, "@")):
 		q.Login = strings.TrimPrefix(target, "@")
 	default:
-		return q, fmt.Sprintf("`%s` is neither a Slack mention nor a GitHub login.", escape(truncate(target, 60)))
+		return q, fmt.Sprintf("`%s` is neither a Slack mention nor a GitHub login.", view.Escape(view.Truncate(target, 60)))
 	}
 	return q, ""
 }
@@ -154,7 +151,7 @@ func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
 	case "", "help":
 		return ephemeral(usage)
 	default:
-		return ephemeral(fmt.Sprintf("Unknown command `%s`.\n\n%s", escape(truncate(sub, 40)), usage))
+		return ephemeral(fmt.Sprintf("Unknown command `%s`.\n\n%s", view.Escape(view.Truncate(sub, 40)), usage))
 	}
 }
 

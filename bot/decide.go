@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
@@ -52,7 +53,7 @@ func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(con
 	}
 	org, ok := b.config().Org(d.org)
 	if !ok {
-		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", escape(d.org)), "")
+		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", view.Escape(d.org)), "")
 	}
 	login, ok := b.config().Users[d.slackUser]
 	if !ok {
@@ -76,7 +77,7 @@ func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(con
 	}
 	if !v.allowed {
 		return refuse("not authorized", fmt.Sprintf("Only owners of %s%s may decide token requests, and GitHub says %s. Nothing was changed.",
-			escape(org.Login), teamsClause(org), escape(v.why)), login)
+			view.Escape(org.Login), teamsClause(org), view.Escape(v.why)), login)
 	}
 	return approver{org: org, login: login, why: v.why}, ""
 }
@@ -85,7 +86,7 @@ func teamsClause(org Org) string {
 	if len(org.ApproverTeams) == 0 {
 		return ""
 	}
-	return " and members of its approver teams (" + escape(strings.Join(org.ApproverTeams, ", ")) + ")"
+	return " and members of its approver teams (" + view.Escape(strings.Join(org.ApproverTeams, ", ")) + ")"
 }
 
 // alreadyText tells a late clicker where the request stands.
@@ -94,7 +95,7 @@ func (b *Bot) alreadyText(r store.Request) string {
 	switch r.State {
 	case store.StateDeciding:
 		if d != nil {
-			return fmt.Sprintf("%s is already deciding this request.", decider(d))
+			return fmt.Sprintf("%s is already deciding this request.", view.Decider(d))
 		}
 	case store.StateApproved, store.StateDenied:
 		verb := map[store.State]string{store.StateApproved: "approved", store.StateDenied: "denied"}[r.State]
@@ -103,7 +104,7 @@ func (b *Bot) alreadyText(r store.Request) string {
 			if d.Source != store.SourceSlack {
 				where = " in GitHub"
 			}
-			return fmt.Sprintf("This request was already %s%s by %s.", verb, where, decider(d))
+			return fmt.Sprintf("This request was already %s%s by %s.", verb, where, view.Decider(d))
 		}
 		return "This request was already " + verb + " in GitHub."
 	case store.StateCancelled:
@@ -297,14 +298,7 @@ func (b *Bot) awaitConfirmation(ctx context.Context, log *slog.Logger, who appro
 	b.showCard(ctx, log, who.org.Login, d.id)
 	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("%s, so patbot cannot tell yet whether your %s went through. "+
 		"It is waiting for GitHub to confirm; nobody else can decide this request meanwhile, and you will hear how it ended.",
-		upperFirst(why), verbOf(d.action)))
-}
-
-func verbOf(action string) string {
-	if action == github.ActionDeny {
-		return "denial"
-	}
-	return "approval"
+		upperFirst(why), view.DecisionNoun(d.action)))
 }
 
 func upperFirst(s string) string {
@@ -380,7 +374,7 @@ func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisi
 	b.metrics.decisions.WithLabelValues("failed", string(store.SourceSlack)).Inc()
 	log.Warn("GitHub did not take the decision", "why", why)
 	b.showCard(ctx, log, who.org.Login, d.id)
-	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your %s did not go through: %s. Nothing was decided; the buttons work.", verbOf(d.action), why))
+	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your %s did not go through: %s. Nothing was decided; the buttons work.", view.DecisionNoun(d.action), why))
 }
 
 // showCard brings a request's card up to date; if Slack fails, a job

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/slack-go/slack"
+
+	"github.com/patbot/patbot/bot/view"
 )
 
 // FuzzSlashCommandArgs feeds /pat arguments: parsing never panics, and a
@@ -48,10 +50,10 @@ func FuzzInteractionPayload(f *testing.F) {
 			return
 		}
 		for _, a := range ic.ActionCallback.BlockActions {
-			if org, id, ok := parseRequestKey(a.Value); ok && (org == "" || id <= 0) {
+			if org, id, ok := view.ParseRequestKey(a.Value); ok && (org == "" || id <= 0) {
 				t.Fatalf("accepted %q", a.Value)
 			}
-			var rv revokeValue
+			var rv view.RevokeValue
 			_ = json.Unmarshal([]byte(a.Value), &rv)
 		}
 		var meta denyMetadata

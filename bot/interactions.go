@@ -18,6 +18,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/github"
 )
 
@@ -144,14 +145,14 @@ func (b *Bot) HandleInteraction(ctx context.Context, ic slack.InteractionCallbac
 func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a *slack.BlockAction) error {
 	switch {
 	case a.ActionID == ActionRevoke:
-		var rv revokeValue
+		var rv view.RevokeValue
 		if err := json.Unmarshal([]byte(a.Value), &rv); err != nil || rv.ID == 0 {
 			b.log.Warn("revoke button with a malformed value")
 			return nil
 		}
 		return b.submit(func(ctx context.Context) { b.revoke(ctx, ic.User.ID, ic.ResponseURL, rv) })
 	case strings.HasPrefix(a.ActionID, ActionGrantsPage):
-		var q grantsQuery
+		var q view.GrantsQuery
 		if err := json.Unmarshal([]byte(a.Value), &q); err != nil {
 			return nil
 		}
@@ -159,7 +160,7 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 	case a.ActionID != ActionApprove && a.ActionID != ActionDeny:
 		return nil
 	}
-	org, id, ok := parseRequestKey(a.Value)
+	org, id, ok := view.ParseRequestKey(a.Value)
 	if !ok {
 		b.log.Warn("button with a malformed value", "action_id", a.ActionID)
 		return nil
@@ -181,25 +182,9 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 // the explanation.
 func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionRequest) error {
 	meta, _ := json.Marshal(denyMetadata{Org: d.org, ID: d.id, Channel: d.channel})
-	input := slack.NewPlainTextInputBlockElement(plain("Why? What would you approve instead?"), denyReasonElem)
-	input.Multiline = true
-	input.MaxLength = github.MaxReasonLength
-	reason := slack.NewInputBlock(denyReasonBlk, plain("Reason"), plain("Optional. GitHub emails it to the requester. At most 1,024 characters."), input)
-	reason.Optional = true
-	view := slack.ModalViewRequest{
-		Type:            slack.VTModal,
-		CallbackID:      CallbackDeny,
-		Title:           plain("Deny token request"),
-		Submit:          plain("Deny"),
-		Close:           plain("Cancel"),
-		PrivateMetadata: string(meta),
-		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			slack.NewSectionBlock(mrkdwn(fmt.Sprintf("Deny fine-grained PAT request %d for *%s*?", d.id, escape(d.org))), nil, nil),
-			reason,
-		}},
-	}
+	modal := view.DenyModal(d.org, d.id, string(meta))
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewsOpenTimeout)
-	resp, err := b.slack.OpenViewContext(octx, triggerID, view)
+	resp, err := b.slack.OpenViewContext(octx, triggerID, modal)
 	cancel()
 	if err != nil {
 		b.log.Warn("cannot open the deny dialog", LogOrg, d.org, LogRequest, d.id, "err", err)
@@ -214,12 +199,7 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 		if refusal == "" {
 			return
 		}
-		refused := slack.ModalViewRequest{
-			Type:   slack.VTModal,
-			Title:  plain("Cannot deny"),
-			Close:  plain("Close"),
-			Blocks: slack.Blocks{BlockSet: []slack.Block{slack.NewSectionBlock(mrkdwn(refusal), nil, nil)}},
-		}
+		refused := view.RefusedModal("Cannot deny", refusal)
 		err := retrySlack(ctx, func() error {
 			_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
 			return err
@@ -239,11 +219,11 @@ func (b *Bot) handleDenySubmission(ic slack.InteractionCallback) (any, error) {
 	}
 	reason := ""
 	if ic.View.State != nil {
-		reason = ic.View.State.Values[denyReasonBlk][denyReasonElem].Value
+		reason = ic.View.State.Values[view.DenyReasonBlock][view.DenyReasonInput].Value
 	}
 	if n := utf8.RuneCountInString(reason); n > github.MaxReasonLength {
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{
-			denyReasonBlk: fmt.Sprintf("At most %d characters (GitHub's limit); this is %d.", github.MaxReasonLength, n),
+			view.DenyReasonBlock: fmt.Sprintf("At most %d characters (GitHub's limit); this is %d.", github.MaxReasonLength, n),
 		}), nil
 	}
 	d := decisionRequest{org: meta.Org, id: meta.ID, action: github.ActionDeny, reason: reason, slackUser: ic.User.ID, channel: meta.Channel}

@@ -1,4 +1,4 @@
-package bot
+package view
 
 import (
 	"fmt"
@@ -11,23 +11,27 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
 
-// Action IDs of the card's buttons and the deny modal's callback.
+// Action IDs of the card's buttons, the grants listing's, and the deny
+// modal's callback and input.
 const (
-	ActionApprove  = "pat_approve"
-	ActionDeny     = "pat_deny"
-	CallbackDeny   = "pat_deny"
-	denyReasonBlk  = "reason"
-	denyReasonElem = "reason_input"
+	ActionApprove    = "pat_approve"
+	ActionDeny       = "pat_deny"
+	ActionRevoke     = "pat_revoke"
+	ActionGrantsPage = "pat_grants_page"
+	CallbackDeny     = "pat_deny"
+	DenyReasonBlock  = "reason"
+	DenyReasonInput  = "reason_input"
 )
 
 // Card limits, well inside Slack's (3,000 characters a text object, 50
 // blocks, about 13,000 characters a message), whatever the requester wrote.
 const (
-	maxTokenName      = 100
-	maxReasonShown    = 1500
+	MaxTokenName      = 100
+	MaxReasonShown    = 1500
 	maxReposShown     = 10
 	maxPermsPerGroup  = 25
 	maxPermGroupChars = 900 // three groups stay under a section's 3,000
@@ -35,9 +39,9 @@ const (
 	maxLifetimeNoFlag = 90 * 24 * time.Hour
 )
 
-// cardView is everything a request's card shows. Rendering is a pure
+// CardView is everything a request's card shows. Rendering is a pure
 // function of it.
-type cardView struct {
+type CardView struct {
 	Req            store.Request
 	OrgLogin       string // as configured
 	WebURL         string // https://github.com or a GitHub Enterprise Server host
@@ -45,8 +49,8 @@ type cardView struct {
 	Now            time.Time
 }
 
-// truncate cuts s to at most n characters, marking the cut.
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n characters, marking the cut.
+func Truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
@@ -54,72 +58,72 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func mrkdwn(text string) *slack.TextBlockObject {
+func Mrkdwn(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
 }
 
-// plain is a plain-text object: Slack shows it as it is, so it needs no
+// Plain is a Plain-text object: Slack shows it as it is, so it needs no
 // escaping, only the cleaning of text shown inline.
-func plain(text string) *slack.TextBlockObject {
+func Plain(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, cleanText(text, false), true, false)
 }
 
-// slackDate renders t in each reader's time zone, with a UTC fallback.
-func slackDate(t time.Time) string {
+// SlackDate renders t in each reader's time zone, with a UTC fallback.
+func SlackDate(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{date_short_pretty} at {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
 }
 
-// requestKey is the button value: the request, nothing else. Who may act
+// RequestKey is the button value: the request, nothing else. Who may act
 // is decided from the clicker, never from the payload.
-func requestKey(org string, id int64) string {
+func RequestKey(org string, id int64) string {
 	return strings.ToLower(org) + "/" + strconv.FormatInt(id, 10)
 }
 
-func parseRequestKey(v string) (org string, id int64, ok bool) {
+func ParseRequestKey(v string) (org string, id int64, ok bool) {
 	org, idText, found := strings.Cut(v, "/")
 	id, err := strconv.ParseInt(idText, 10, 64)
 	return org, id, found && org != "" && err == nil && id > 0
 }
 
-func (c cardView) requestURL() string {
+func (c CardView) RequestURL() string {
 	return fmt.Sprintf("%s/organizations/%s/settings/personal-access-token-requests/%d", c.WebURL, c.OrgLogin, c.Req.ID)
 }
 
-func (c cardView) requester() string {
+func (c CardView) requester() string {
 	r := c.Req
-	s := fmt.Sprintf("<%s/%s|*%s*>", c.WebURL, escape(r.Owner), escape(r.Owner))
+	s := fmt.Sprintf("<%s/%s|*%s*>", c.WebURL, Escape(r.Owner), Escape(r.Owner))
 	if c.RequesterSlack != "" {
 		s += fmt.Sprintf(" (<@%s>)", c.RequesterSlack)
 	}
 	return s
 }
 
-func tokenName(r store.Request) string {
+func TokenName(r store.Request) string {
 	if r.TokenName == "" {
 		return "unnamed token"
 	}
-	return truncate(r.TokenName, maxTokenName)
+	return Truncate(r.TokenName, MaxTokenName)
 }
 
-// renderCard returns the card's blocks and the plain-text fallback that
+// Card returns the card's blocks and the Plain-text fallback that
 // notifications show.
-func renderCard(c cardView) ([]slack.Block, string) {
+func Card(c CardView) ([]slack.Block, string) {
 	r := c.Req
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(plain(truncate("Fine-grained PAT request · "+c.OrgLogin, 150))),
-		slack.NewSectionBlock(mrkdwn(fmt.Sprintf("%s asks for a fine-grained personal access token to access *%s*.", c.requester(), escape(c.OrgLogin))), nil, nil),
+		slack.NewHeaderBlock(Plain(Truncate("Fine-grained PAT request · "+c.OrgLogin, 150))),
+		slack.NewSectionBlock(Mrkdwn(fmt.Sprintf("%s asks for a fine-grained personal access token to access *%s*.", c.requester(), Escape(c.OrgLogin))), nil, nil),
 		slack.NewSectionBlock(nil, c.fields(), nil),
-		slack.NewSectionBlock(mrkdwn("*Reason*\n"+reasonText(r.Reason)), nil, nil),
+		slack.NewSectionBlock(Mrkdwn("*Reason*\n"+reasonText(r.Reason)), nil, nil),
 	}
 	if r.RepositorySelection == "subset" {
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(repositoriesText(r)), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(repositoriesText(r)), nil, nil))
 	}
 	blocks = append(blocks,
-		slack.NewSectionBlock(mrkdwn("*Permissions*\n"+permissionsText(r)), nil, nil),
-		slack.NewContextBlock("", mrkdwn(fmt.Sprintf("Request %d · <%s|Open in GitHub>", r.ID, c.requestURL()))),
+		slack.NewSectionBlock(Mrkdwn("*Permissions*\n"+permissionsText(r)), nil, nil),
+		slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Request %d · <%s|Open in GitHub>", r.ID, c.RequestURL()))),
 	)
 	if status := c.status(); status != "" {
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(status), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(status), nil, nil))
 	}
 	if r.State == store.StatePending {
 		blocks = append(blocks, c.buttons())
@@ -127,19 +131,19 @@ func renderCard(c cardView) ([]slack.Block, string) {
 	return blocks, c.fallback()
 }
 
-func (c cardView) fields() []*slack.TextBlockObject {
+func (c CardView) fields() []*slack.TextBlockObject {
 	r := c.Req
-	token := fmt.Sprintf("*Token*\n`%s`", escape(tokenName(r)))
+	token := fmt.Sprintf("*Token*\n`%s`", Escape(TokenName(r)))
 	if r.TokenID != 0 {
 		token += fmt.Sprintf(" (ID %d)", r.TokenID)
 	}
 	fields := []*slack.TextBlockObject{
-		mrkdwn(token),
-		mrkdwn("*Expires*\n" + expiryText(r, c.Now)),
-		mrkdwn("*Repositories*\n" + selectionText(r)),
+		Mrkdwn(token),
+		Mrkdwn("*Expires*\n" + expiryText(r, c.Now)),
+		Mrkdwn("*Repositories*\n" + selectionText(r)),
 	}
 	if !r.CreatedAt.IsZero() {
-		fields = append(fields, mrkdwn("*Requested*\n"+slackDate(r.CreatedAt)))
+		fields = append(fields, Mrkdwn("*Requested*\n"+SlackDate(r.CreatedAt)))
 	}
 	return fields
 }
@@ -149,15 +153,15 @@ func expiryText(r store.Request, now time.Time) string {
 		return ":warning: *never expires*"
 	}
 	exp := *r.TokenExpiresAt
-	s := exp.UTC().Format("2006-01-02") + " (" + relative(exp, now) + ")"
+	s := exp.UTC().Format("2006-01-02") + " (" + Relative(exp, now) + ")"
 	if !r.CreatedAt.IsZero() && exp.Sub(r.CreatedAt) > maxLifetimeNoFlag {
 		s += fmt.Sprintf("\n:warning: lifetime of %d days, over 90", int(exp.Sub(r.CreatedAt).Hours()/24))
 	}
 	return s
 }
 
-// relative says how far t is from now: "in 30 days", "expired 2 hours ago".
-func relative(t, now time.Time) string {
+// Relative says how far t is from now: "in 30 days", "expired 2 hours ago".
+func Relative(t, now time.Time) string {
 	d := t.Sub(now)
 	past := d < 0
 	if past {
@@ -200,13 +204,13 @@ func reasonText(reason string) string {
 	if reason == "" {
 		return "_no reason given_"
 	}
-	return quote(reason)
+	return Quote(reason)
 }
 
-// quote shows someone's words (a reason) as a mrkdwn quote, cut to
-// maxReasonShown.
-func quote(text string) string {
-	return ">" + strings.ReplaceAll(escapeLines(truncate(text, maxReasonShown)), "\n", "\n>")
+// Quote shows someone's words (a reason) as a Mrkdwn Quote, cut to
+// MaxReasonShown.
+func Quote(text string) string {
+	return ">" + strings.ReplaceAll(EscapeLines(Truncate(text, MaxReasonShown)), "\n", "\n>")
 }
 
 func repositoriesText(r store.Request) string {
@@ -214,7 +218,7 @@ func repositoriesText(r store.Request) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*Selected repositories (%d)*", total)
 	for _, name := range r.Repositories[:min(len(r.Repositories), maxReposShown)] {
-		fmt.Fprintf(&b, "\n• `%s`", escape(truncate(name, 140)))
+		fmt.Fprintf(&b, "\n• `%s`", Escape(Truncate(name, 140)))
 	}
 	if more := total - min(len(r.Repositories), maxReposShown); more > 0 {
 		fmt.Fprintf(&b, "\n…and %d more", more)
@@ -240,7 +244,7 @@ func permissionsText(r store.Request) string {
 		var parts []string
 		chars := 0
 		for _, name := range names {
-			part := fmt.Sprintf("`%s: %s`", escape(truncate(name, 60)), escape(truncate(g.result[name], 20)))
+			part := fmt.Sprintf("`%s: %s`", Escape(Truncate(name, 60)), Escape(Truncate(g.result[name], 20)))
 			if _, up := g.upgraded[name]; up {
 				part += " (upgrade)"
 			}
@@ -261,33 +265,33 @@ func permissionsText(r store.Request) string {
 	return strings.Join(lines, "\n")
 }
 
-// decider names who decided: the Slack approver when patbot decided,
+// Decider names who decided: the Slack approver when patbot decided,
 // otherwise the GitHub login.
-func decider(d *store.Decision) string {
+func Decider(d *store.Decision) string {
 	if d.SlackUser != "" {
-		return fmt.Sprintf("<@%s> (%s)", d.SlackUser, escape(d.Actor))
+		return fmt.Sprintf("<@%s> (%s)", d.SlackUser, Escape(d.Actor))
 	}
-	return escape(d.Actor)
+	return Escape(d.Actor)
 }
 
 // status is the line that says where the request stands, or "" for a
 // pending request without a failure to report.
-func (c cardView) status() string {
+func (c CardView) status() string {
 	r := c.Req
 	d := r.Decision
 	switch r.State {
 	case store.StatePending:
 		if r.Failure != "" {
-			return ":warning: " + escape(truncate(r.Failure, maxFailureShown))
+			return ":warning: " + Escape(Truncate(r.Failure, maxFailureShown))
 		}
 		return ""
 	case store.StateDeciding:
 		if d != nil && r.Unconfirmed {
 			return fmt.Sprintf(":hourglass_flowing_sand: %s sent an %s, but %s: *waiting for GitHub to confirm*. Nobody else can decide meanwhile.",
-				decider(d), verbOf(d.Action), escape(truncate(r.Failure, maxFailureShown)))
+				Decider(d), DecisionNoun(d.Action), Escape(Truncate(r.Failure, maxFailureShown)))
 		}
 		if d != nil {
-			return fmt.Sprintf(":hourglass_flowing_sand: %s is sending a decision to GitHub…", decider(d))
+			return fmt.Sprintf(":hourglass_flowing_sand: %s is sending a decision to GitHub…", Decider(d))
 		}
 	case store.StateApproved, store.StateDenied:
 		verb := "Approved"
@@ -302,9 +306,9 @@ func (c cardView) status() string {
 		if d.Source != store.SourceSlack {
 			where = " in GitHub"
 		}
-		s := fmt.Sprintf("%s *%s*%s by %s · %s", emoji, verb, where, decider(d), slackDate(d.At))
+		s := fmt.Sprintf("%s *%s*%s by %s · %s", emoji, verb, where, Decider(d), SlackDate(d.At))
 		if r.State == store.StateDenied && d.Reason != "" {
-			s += "\n" + quote(d.Reason)
+			s += "\n" + Quote(d.Reason)
 		}
 		return s
 	case store.StateCancelled:
@@ -312,7 +316,7 @@ func (c cardView) status() string {
 	case store.StateClosed:
 		return ":white_circle: *No longer pending* in GitHub: it was decided or withdrawn elsewhere" + at(r)
 	case store.StateFailed:
-		return ":warning: " + escape(truncate(r.Failure, maxFailureShown))
+		return ":warning: " + Escape(Truncate(r.Failure, maxFailureShown))
 	}
 	return ""
 }
@@ -322,28 +326,28 @@ func at(r store.Request) string {
 	if len(r.History) == 0 {
 		return ""
 	}
-	return " · " + slackDate(r.History[len(r.History)-1].At)
+	return " · " + SlackDate(r.History[len(r.History)-1].At)
 }
 
-func (c cardView) buttons() slack.Block {
+func (c CardView) buttons() slack.Block {
 	r := c.Req
-	value := requestKey(c.OrgLogin, r.ID)
-	approve := slack.NewButtonBlockElement(ActionApprove, value, plain("Approve"))
+	value := RequestKey(c.OrgLogin, r.ID)
+	approve := slack.NewButtonBlockElement(ActionApprove, value, Plain("Approve"))
 	approve.Style = slack.StylePrimary
 	approve.Confirm = slack.NewConfirmationBlockObject(
-		plain("Approve this token?"),
-		plain(truncate(fmt.Sprintf("%s's token “%s” will get the listed access to %s.", r.Owner, tokenName(r), c.OrgLogin), 300)),
-		plain("Approve"),
-		plain("Cancel"),
+		Plain("Approve this token?"),
+		Plain(Truncate(fmt.Sprintf("%s's token “%s” will get the listed access to %s.", r.Owner, TokenName(r), c.OrgLogin), 300)),
+		Plain("Approve"),
+		Plain("Cancel"),
 	)
-	deny := slack.NewButtonBlockElement(ActionDeny, value, plain("Deny…"))
+	deny := slack.NewButtonBlockElement(ActionDeny, value, Plain("Deny…"))
 	deny.Style = slack.StyleDanger
 	return slack.NewActionBlock("", approve, deny)
 }
 
-func (c cardView) fallback() string {
+func (c CardView) fallback() string {
 	r := c.Req
-	s := fmt.Sprintf("Fine-grained PAT request from %s for %s: %s", escape(r.Owner), escape(c.OrgLogin), escape(tokenName(r)))
+	s := fmt.Sprintf("Fine-grained PAT request from %s for %s: %s", Escape(r.Owner), Escape(c.OrgLogin), Escape(TokenName(r)))
 	switch r.State {
 	case store.StateApproved:
 		s += " (approved)"
@@ -355,4 +359,11 @@ func (c cardView) fallback() string {
 		s += " (no longer pending)"
 	}
 	return s
+}
+
+func DecisionNoun(action string) string {
+	if action == github.ActionDeny {
+		return "denial"
+	}
+	return "approval"
 }

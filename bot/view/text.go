@@ -1,4 +1,8 @@
-package bot
+// Package view builds what patbot shows in Slack: request cards, the
+// grants listing, dialogs. Every builder is a pure function of what it is
+// given (no Slack calls, no clock of its own), so that golden files pin
+// them down; sending is bot's.
+package view
 
 import (
 	"strings"
@@ -6,23 +10,23 @@ import (
 )
 
 // Every string patbot shows that someone else wrote (a token name, a
-// reason, a repository or login, GitHub's answers) goes through escape,
-// escapeLines or plain, on every surface: cards, fallback text, modals,
+// reason, a repository or login, GitHub's answers) goes through Escape,
+// EscapeLines or Plain, on every surface: cards, fallback text, modals,
 // DMs, listings. They make sure such text reads as text:
 //   - inline text loses line breaks and backticks, so that it cannot end a
 //     code span or start a line of its own;
 //   - bidirectional and zero-width controls are removed everywhere, so
 //     that text cannot be reordered or hidden (U+202E turns "exe.txt"
 //     into what looks like "txt.exe");
-//   - in mrkdwn, &, < and > are escaped: Slack reads only those as markup,
+//   - in Mrkdwn, &, < and > are escaped: Slack reads only those as markup,
 //     and this stops <!channel>, <@U…> and links from being injected.
 
-// escape makes text safe inline in mrkdwn.
-func escape(s string) string { return mrkdwnEscaper.Replace(cleanText(s, false)) }
+// Escape makes text safe inline in Mrkdwn.
+func Escape(s string) string { return mrkdwnEscaper.Replace(cleanText(s, false)) }
 
-// escapeLines makes text safe in mrkdwn where it may span lines (a reason,
+// EscapeLines makes text safe in Mrkdwn where it may span lines (a reason,
 // quoted).
-func escapeLines(s string) string { return mrkdwnEscaper.Replace(cleanText(s, true)) }
+func EscapeLines(s string) string { return mrkdwnEscaper.Replace(cleanText(s, true)) }
 
 var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 

@@ -1,4 +1,4 @@
-package bot
+package view
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/bot/slacktest"
-	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
 
@@ -20,21 +19,19 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 var cardNow = time.Date(2024, 4, 23, 15, 0, 0, 0, time.UTC)
 
-// fixtureRequest is the record patbot keeps for the real created delivery,
-// enriched the way the list-requests endpoint enriches it.
+// fixtureRequest is the record patbot keeps for the real created delivery
+// (github/testdata/personal_access_token_request.created.json) as bot
+// records it from the webhook: testdata/fixture-request.json.
 func fixtureRequest(t *testing.T) store.Request {
 	t.Helper()
-	raw, err := os.ReadFile("../github/testdata/personal_access_token_request.created.json")
+	raw, err := os.ReadFile("testdata/fixture-request.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := github.ParseRequestEvent(raw)
-	if err != nil {
+	var r store.Request
+	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
 	}
-	r := store.Request{Org: "github-ssh-authority", ID: ev.Request.ID}
-	applyDetails(&r, ev)
-	r.SetState(store.StatePending, ev.Request.CreatedAt, store.SourceWebhook, r.Owner, "requested")
 	return r
 }
 
@@ -81,7 +78,7 @@ func TestCardGolden(t *testing.T) {
 	deciding.Decision = slackApproval
 	deciding.SetState(store.StateDeciding, at, store.SourceSlack, "alice", "approve")
 
-	cases := map[string]cardView{
+	cases := map[string]CardView{
 		"deciding":           {Req: deciding},
 		"pending-fixture":    {Req: fixtureRequest(t)},
 		"pending-rich":       {Req: richRequest(t), RequesterSlack: "U0HALAIN"},
@@ -94,10 +91,10 @@ func TestCardGolden(t *testing.T) {
 		"cancelled":          {Req: cancelled},
 		"no-longer-pending":  {Req: closed},
 	}
-	for name, view := range cases {
+	for name, cv := range cases {
 		t.Run(name, func(t *testing.T) {
-			view.OrgLogin, view.WebURL, view.Now = "github-ssh-authority", "https://github.com", cardNow
-			blocks, text := renderCard(view)
+			cv.OrgLogin, cv.WebURL, cv.Now = "github-ssh-authority", "https://github.com", cardNow
+			blocks, text := Card(cv)
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false) // readable golden files
@@ -144,7 +141,7 @@ func TestCardEscapesRequesterText(t *testing.T) {
 		if state == store.StateDenied {
 			r = decided(r, state, &store.Decision{Action: "deny", Actor: "a", SlackUser: "U0DECIDER", At: cardNow, Source: store.SourceSlack, Reason: "<!channel> no"})
 		}
-		blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+		blocks, text := Card(CardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
 		raw, _ := json.Marshal(blocks)
 		// Slack reads mentions and links in mrkdwn text and in the
 		// fallback; plain_text (the confirm dialog) is shown as typed.
@@ -172,7 +169,7 @@ func TestCardLayoutCannotBeForged(t *testing.T) {
 	r.Repositories = []string{"org/a`\nb"}
 	r.Reason = "line one\nline two \u202eevil"
 	r.PermissionsResult.Repository = map[string]string{"contents\n*x*": "write`"}
-	blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+	blocks, text := Card(CardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
 	raw, _ := json.Marshal(blocks)
 	all := string(raw) + text
 	for _, bad := range []string{"\u202e", "\u200b", "\u2066", `\u202e`, `\u200b`, `\u2066`, "ci`", "`x", "a`"} {
@@ -216,7 +213,7 @@ func TestCleanText(t *testing.T) {
 			t.Errorf("lines %q = %q, want %q", tc.in, got, tc.lines)
 		}
 	}
-	if got := escape("<!here>\n&`"); got != "&lt;!here&gt; &amp;" {
+	if got := Escape("<!here>\n&`"); got != "&lt;!here&gt; &amp;" {
 		t.Errorf("escape = %q", got)
 	}
 }
@@ -240,7 +237,7 @@ func TestCardStaysWithinSlackLimits(t *testing.T) {
 		if state == store.StateDenied {
 			r = decided(r, state, &store.Decision{Action: "deny", Actor: "a", SlackUser: "U1", At: cardNow, Source: store.SourceSlack, Reason: strings.Repeat("x", 1024)})
 		}
-		blocks, text := renderCard(cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
+		blocks, text := Card(CardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow})
 		raw, _ := json.Marshal(blocks)
 		if e := slacktest.ValidateMessage(text, raw); e != "" {
 			t.Errorf("%s: Slack would refuse: %s (%d bytes)", state, e, len(raw))
@@ -259,19 +256,19 @@ func TestRelative(t *testing.T) {
 		-3 * 24 * time.Hour: "expired 3 days ago",
 		30 * time.Second:    "in moments",
 	} {
-		if got := relative(now.Add(d), now); got != want {
-			t.Errorf("relative(%v) = %q, want %q", d, got, want)
+		if got := Relative(now.Add(d), now); got != want {
+			t.Errorf("Relative(%v) = %q, want %q", d, got, want)
 		}
 	}
 }
 
 func TestRequestKeyRoundTrip(t *testing.T) {
-	org, id, ok := parseRequestKey(requestKey("Acme", 42))
+	org, id, ok := ParseRequestKey(RequestKey("Acme", 42))
 	if !ok || org != "acme" || id != 42 {
 		t.Errorf("got %q %d %v", org, id, ok)
 	}
 	for _, bad := range []string{"", "acme", "acme/", "/42", "acme/x", "acme/-1"} {
-		if _, _, ok := parseRequestKey(bad); ok {
+		if _, _, ok := ParseRequestKey(bad); ok {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -282,9 +279,9 @@ func TestRequestKeyRoundTrip(t *testing.T) {
 func BenchmarkRenderCard(b *testing.B) {
 	t := &testing.T{}
 	r := decided(richRequest(t), store.StateDenied, &store.Decision{Action: "deny", Actor: "alice", SlackUser: "U0ALICE", At: cardNow, Source: store.SourceSlack, Reason: "too broad"})
-	v := cardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow}
+	v := CardView{Req: r, OrgLogin: "acme", WebURL: "https://github.com", Now: cardNow}
 	b.ReportAllocs()
 	for b.Loop() {
-		renderCard(v)
+		Card(v)
 	}
 }
