@@ -18,6 +18,7 @@ import (
 type Store interface {
 	Deliveries
 	Jobs
+	Timers
 	Requests
 	Audit
 	// Ping reports whether the store is usable (readiness).
@@ -56,6 +57,44 @@ type Jobs interface {
 	// RecordJobFailure counts a failed attempt at a job, with its cause,
 	// and returns the job as it now is (ErrNotFound when it is gone).
 	RecordJobFailure(id uint64, cause error) (Job, error)
+}
+
+// Timers are durable "do Kind for Key at Due" records: reminders, digests,
+// the end of a time-bound grant. A timer survives restarts, and is claimed
+// by one runner at a time for a lease, so that it fires once even with
+// several runners.
+type Timers interface {
+	// SetTimer schedules t (Kind and Due are required) and returns its ID.
+	// It replaces the timer of the same Kind and Key, claimed or not: a
+	// reschedule never doubles a timer.
+	SetTimer(t Timer) (uint64, error)
+	// CancelTimer removes the timer of kind and key; none is no error.
+	CancelTimer(kind, key string) error
+	// ClaimDueTimers claims up to max timers due at now that no runner
+	// holds (or whose runner's lease has lapsed), earliest first, until
+	// now+lease, and returns them with their attempts counted.
+	ClaimDueTimers(now time.Time, lease time.Duration, max int) ([]Timer, error)
+	// NextTimerDue is when the earliest timer nobody holds is due (zero
+	// when there is none).
+	NextTimerDue() (time.Time, error)
+	// FinishTimer removes a timer that has fired. It reports ErrNotFound
+	// when the timer is gone, or was replaced meanwhile (by ID).
+	FinishTimer(id uint64) error
+	// RetryTimer releases a timer whose work failed, due again at due,
+	// with the failure recorded.
+	RetryTimer(id uint64, due time.Time, cause error) error
+}
+
+// Timer is work due at a time.
+type Timer struct {
+	ID         uint64    `json:"id"`
+	Kind       string    `json:"kind"` // what to do: the name a handler is registered under
+	Key        string    `json:"key"`  // what for (a request, an org): one timer per Kind and Key
+	Due        time.Time `json:"due"`
+	Payload    []byte    `json:"payload,omitempty"`
+	Attempts   int       `json:"attempts,omitempty"` // claims so far, this one included
+	LastError  string    `json:"last_error,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"` // held by a runner until then
 }
 
 // Requests are patbot's records of PAT requests.

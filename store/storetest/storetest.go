@@ -50,6 +50,9 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentClaimsOneWins", testConcurrentClaimsOneWins},
 		{"UpdateRequestWithJob", testUpdateRequestWithJob},
 		{"AuditAfterAndCursor", testAuditAfterAndCursor},
+		{"Timers", testTimers},
+		{"TimersSurviveReopen", testTimersSurviveReopen},
+		{"TimersClaimedOnce", testTimersClaimedOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
 	}
