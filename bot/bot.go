@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patbot/patbot/bot/scheduler"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
@@ -188,6 +189,10 @@ func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d
 // DefaultResponseURLPrefixes is where Slack's response URLs point.
 var DefaultResponseURLPrefixes = []string{"https://hooks.slack.com/"}
 
+// maxWaitingInteractions is how many approvers' clicks wait for a worker;
+// beyond it they are answered 503.
+const maxWaitingInteractions = 256
+
 // DefaultQueueSize is how many unfinished jobs intake accepts, by default,
 // before it answers 503.
 const DefaultQueueSize = 10_000
@@ -212,10 +217,12 @@ type Bot struct {
 	metrics          *metrics
 	now              func() time.Time
 	after            func(time.Duration) <-chan time.Time
+	clock            Clock
 
-	workers           int
-	taskWorkers       int
-	tasks             chan func(context.Context)
+	// interactions runs approvers' work after Slack is acknowledged; jobs
+	// runs the store's unfinished work.
+	interactions      *scheduler.Pool
+	jobs              *scheduler.Pool
 	jobTimeout        time.Duration
 	maxAttempts       int
 	retryBackoff      time.Duration
@@ -224,10 +231,9 @@ type Bot struct {
 	requestRetention  time.Duration
 	auditRetention    time.Duration
 
-	// queue holds IDs of jobs ready to run. reserved counts unfinished
-	// jobs (queued, running, waiting to retry, or parked); intake reserves
-	// a place before committing, so a send to queue never blocks.
-	queue       chan uint64
+	// reserved counts unfinished jobs (queued, running, waiting to retry,
+	// or parked); intake reserves a place before committing, so that the
+	// jobs pool always has room for what it accepted.
 	capacity    int64
 	reserved    atomic.Int64
 	running     atomic.Bool
@@ -296,9 +302,7 @@ func New(d Deps) (*Bot, error) {
 		onAudit:           d.OnAudit,
 		now:               d.Now,
 		after:             d.Clock.After,
-		workers:           orDefault(d.Workers, 4),
-		taskWorkers:       orDefault(d.InteractionWorkers, 8),
-		tasks:             make(chan func(context.Context), 256),
+		clock:             d.Clock,
 		intake:            newIntakeGate(),
 		bodies:            newBodyBudget(orDefault(d.SmallBodyBudget, DefaultSmallBodyBudget), orDefault(d.LargeBodyBudget, DefaultLargeBodyBudget)),
 		socketMode:        d.SocketMode,
@@ -322,9 +326,11 @@ func New(d Deps) (*Bot, error) {
 		b.reconcileInterval = 10 * time.Minute
 	}
 	b.capacity = int64(max(orDefault(d.QueueSize, DefaultQueueSize), len(unfinished)))
-	b.queue = make(chan uint64, b.capacity)
+	b.interactions = scheduler.NewPool("interactions", orDefault(d.InteractionWorkers, 8), maxWaitingInteractions, b.jobTimeout, b.log)
+	b.jobs = scheduler.NewPool("jobs", orDefault(d.Workers, 4), int(b.capacity), b.jobTimeout, b.log)
+	b.jobs.Before(func(stop context.Context) { b.intake.wait(stop, b.maxYield) }) // webhook intake first
 	for _, id := range unfinished {
-		b.queue <- id
+		b.queueJob(id)
 	}
 	b.reserved.Store(int64(len(unfinished)))
 	if len(unfinished) > 0 {
@@ -356,17 +362,15 @@ func (b *Bot) Run(ctx context.Context) error {
 
 	b.stopping.Store(&ctx)
 	var loops sync.WaitGroup
-	for range b.workers {
-		loops.Go(func() { b.work(ctx, workCtx) })
-	}
-	for range b.taskWorkers {
-		loops.Go(func() { b.runTasks(ctx, workCtx) })
-	}
+	loops.Go(func() { b.jobs.Run(ctx, workCtx) })
+	loops.Go(func() { b.interactions.Run(ctx, workCtx) })
 	b.started = b.now()
-	loops.Go(func() { b.pruneLoop(ctx) })
+	loops.Go(func() { scheduler.Every(ctx, b.clock, pruneInterval, b.log, b.pruneAll) })
 	loops.Go(func() { b.checkAppAuth(ctx) })
 	if b.reconcileInterval > 0 {
-		loops.Go(func() { b.reconcileLoop(ctx) })
+		loops.Go(func() {
+			scheduler.Every(ctx, b.clock, b.reconcileInterval, b.log, func(ctx context.Context) { b.Reconcile(ctx) })
+		})
 	}
 	if b.socketMode != nil {
 		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })
@@ -410,23 +414,16 @@ func (b *Bot) Ready() error {
 	return nil
 }
 
-// pruneLoop deletes what is past its retention, at start and then hourly:
-// delivery markers, final requests' records, audit events. This is what
-// bounds the store's size.
-func (b *Bot) pruneLoop(ctx context.Context) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		now := b.now()
-		b.prune(ctx, "delivery markers", now.Add(-b.deliveryRetention), b.store.PruneDeliveries)
-		b.prune(ctx, "request records", now.Add(-b.requestRetention), b.store.PruneRequests)
-		b.prune(ctx, "audit events", now.Add(-b.auditRetention), b.store.PruneAudit)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+// pruneInterval is how often what is past its retention is deleted.
+const pruneInterval = time.Hour
+
+// pruneAll deletes what is past its retention: delivery markers, final
+// requests' records, audit events. This is what bounds the store's size.
+func (b *Bot) pruneAll(ctx context.Context) {
+	now := b.now()
+	b.prune(ctx, "delivery markers", now.Add(-b.deliveryRetention), b.store.PruneDeliveries)
+	b.prune(ctx, "request records", now.Add(-b.requestRetention), b.store.PruneRequests)
+	b.prune(ctx, "audit events", now.Add(-b.auditRetention), b.store.PruneAudit)
 }
 
 // prune deletes what is older than cutoff in batches, so that no single

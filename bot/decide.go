@@ -391,7 +391,7 @@ func (b *Bot) showCard(ctx context.Context, log *slog.Logger, org string, id int
 		return
 	}
 	if b.reserve() {
-		b.queue <- jobID
+		b.queueJob(jobID)
 	} // else it runs at the next start; reconciliation refreshes it meanwhile
 }
 

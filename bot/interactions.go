@@ -233,32 +233,8 @@ func (b *Bot) handleDenySubmission(ic slack.InteractionCallback) (any, error) {
 // submit queues work to run after Slack is acknowledged, or reports that
 // the queue is full.
 func (b *Bot) submit(task func(context.Context)) error {
-	select {
-	case b.tasks <- task:
-		return nil
-	default:
+	if err := b.interactions.Submit(task); err != nil {
 		return errBusy
 	}
-}
-
-// runTasks runs queued interaction work until stop is cancelled; each task
-// runs on workCtx, which outlives stop by the drain timeout.
-func (b *Bot) runTasks(stop, workCtx context.Context) {
-	for {
-		select {
-		case <-stop.Done():
-			return
-		case task := <-b.tasks:
-			ctx, cancel := context.WithTimeout(workCtx, b.jobTimeout)
-			func() {
-				defer cancel()
-				defer func() {
-					if r := recover(); r != nil {
-						b.log.Error("interaction task panicked", "panic", r)
-					}
-				}()
-				task(ctx)
-			}()
-		}
-	}
+	return nil
 }

@@ -3,10 +3,9 @@ package bot
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime/debug"
 	"time"
 
+	"github.com/patbot/patbot/bot/scheduler"
 	"github.com/patbot/patbot/store"
 )
 
@@ -33,24 +32,25 @@ func (b *Bot) reserve() bool {
 
 func (b *Bot) release() { b.reserved.Add(-1) }
 
-// work runs jobs until stop is cancelled. Each job runs on workCtx, which
-// outlives stop by the drain timeout.
-func (b *Bot) work(stop, workCtx context.Context) {
-	for {
-		select {
-		case <-stop.Done():
-			return
-		case id := <-b.queue:
-			b.intake.wait(stop, b.maxYield)
-			if stop.Err() != nil {
-				return // the job stays in the store for the next start
-			}
-			b.runJob(stop, workCtx, id)
-		}
+// queueJob hands a job the store holds to the workers; its place is
+// reserved, so the pool has room.
+func (b *Bot) queueJob(id uint64) {
+	if err := b.jobs.Submit(func(ctx context.Context) { b.runJob(b.stopContext(), ctx, id) }); err != nil {
+		b.log.Error("job not queued; it runs at the next start", LogJob, id, "err", err)
 	}
 }
 
-func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
+// stopContext is Run's context: it ends when patbot stops taking work.
+func (b *Bot) stopContext() context.Context {
+	if stop := b.stopping.Load(); stop != nil {
+		return *stop
+	}
+	return context.Background()
+}
+
+// runJob runs one job on ctx (its timeout, and the drain deadline), and
+// decides what follows a failure; stop ends when patbot stops.
+func (b *Bot) runJob(stop, ctx context.Context, id uint64) {
 	job, err := b.store.Job(id)
 	if errors.Is(err, store.ErrNotFound) {
 		b.release() // finished already
@@ -68,9 +68,9 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(workCtx, b.jobTimeout)
-	err = b.safeProcess(ctx, job)
-	cancel()
+	if perr := scheduler.Safe(func() { err = b.process(ctx, job) }); perr != nil {
+		err = permanent(perr) // one bad job must not take patbot down
+	}
 	if err == nil {
 		if err := b.store.FinishJob(id); err != nil {
 			// Processing is idempotent, so running it again is safe.
@@ -88,7 +88,7 @@ func (b *Bot) runJob(stop, workCtx context.Context, id uint64) {
 	if recErr != nil {
 		log.Error("cannot record job failure", "err", recErr)
 	}
-	if workCtx.Err() != nil {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		log.Warn("job interrupted by shutdown; it will run at the next start", "err", err)
 		return
 	}
@@ -144,9 +144,9 @@ func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
 		select {
 		case <-stop.Done():
 		case <-due:
-			b.queue <- id // never blocks: id holds a reserved place
+			b.queueJob(id)
 		case <-wake:
-			b.queue <- id
+			b.queueJob(id)
 		}
 	})
 	b.log.Debug("job waits", LogJob, id, "delay", delay)
@@ -158,15 +158,4 @@ func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
 func (b *Bot) requestOpen(job store.Job) bool {
 	r, err := b.store.Request(job.Org, job.RequestID)
 	return err == nil && (r.State == store.StatePending || r.State == store.StateDeciding)
-}
-
-// safeProcess turns a panic in a job into an error, so one bad job cannot
-// take the service down.
-func (b *Bot) safeProcess(ctx context.Context, job store.Job) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = permanent(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
-		}
-	}()
-	return b.process(ctx, job)
 }

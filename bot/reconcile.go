@@ -13,21 +13,6 @@ import (
 // moments ago: GitHub's list may not show a brand-new request yet.
 const reconcileGrace = 2 * time.Minute
 
-// reconcileLoop compares patbot's records with GitHub at start and every
-// interval: GitHub never redelivers a missed webhook on its own.
-func (b *Bot) reconcileLoop(ctx context.Context) {
-	t := time.NewTicker(b.reconcileInterval)
-	defer t.Stop()
-	for {
-		b.Reconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Reconcile brings every org's records and cards in line with GitHub's list
 // of pending requests: it posts cards for requests patbot never saw, closes
 // those no longer pending, and settles decisions a stop left unfinished. It
