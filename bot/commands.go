@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -94,22 +93,12 @@ func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
 
 // CommandsHandler receives slash commands over HTTP.
 func (b *Bot) CommandsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := b.verifySlack(w, r)
-		if !ok {
-			return
+	return b.slackRoute(func(_ context.Context, form url.Values) (any, error) {
+		if form.Get("user_id") == "" {
+			return nil, fmt.Errorf("%w slash command", errMalformed)
 		}
-		form, err := url.ParseQuery(string(body))
-		if err != nil || form.Get("user_id") == "" {
-			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "malformed").Inc()
-			http.Error(w, "malformed slash command", http.StatusBadRequest)
-			return
-		}
-		cmd := slashCommand{Text: form.Get("text"), UserID: form.Get("user_id"), ChannelID: form.Get("channel_id"),
-			TeamDomain: form.Get("team_domain"), ResponseURL: form.Get("response_url")}
-		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(b.HandleCommand(cmd))
+		return b.HandleCommand(slashCommand{Text: form.Get("text"), UserID: form.Get("user_id"), ChannelID: form.Get("channel_id"),
+			TeamDomain: form.Get("team_domain"), ResponseURL: form.Get("response_url")}), nil
 	})
 }
 

@@ -86,39 +86,55 @@ func checkSlackSignature(secret string, h http.Header, body []byte, now time.Tim
 	return nil
 }
 
-// InteractionsHandler receives Slack's interactivity requests (button
-// clicks and modal submissions) over HTTP.
-func (b *Bot) InteractionsHandler() http.Handler {
+// errMalformed marks a Slack request patbot cannot read.
+var errMalformed = errors.New("malformed")
+
+// slackRoute serves one kind of signed Slack request: it checks the
+// signature, reads the form from the signed body only (never the query
+// string), and answers with what handle returns: errMalformed is 400,
+// errBusy 503, a nil acknowledgement an empty 200 (which closes a modal).
+func (b *Bot) slackRoute(handle func(ctx context.Context, form url.Values) (ack any, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := b.verifySlack(w, r)
 		if !ok {
 			return
 		}
-		// The payload is read from the signed body only, never from the
-		// query string.
 		form, err := url.ParseQuery(string(body))
-		var ic slack.InteractionCallback
+		var ack any
 		if err == nil {
-			err = json.Unmarshal([]byte(form.Get("payload")), &ic)
+			ack, err = handle(r.Context(), form)
+		} else {
+			err = errMalformed
 		}
-		if err != nil {
-			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "malformed").Inc()
-			http.Error(w, "malformed interaction payload", http.StatusBadRequest)
-			return
-		}
-		ack, err := b.HandleInteraction(r.Context(), ic)
-		if errors.Is(err, errBusy) {
+		switch {
+		case errors.Is(err, errBusy):
 			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "busy").Inc()
 			http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+			return
+		case err != nil:
+			b.metrics.slackRequests.WithLabelValues(r.URL.Path, "malformed").Inc()
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		b.metrics.slackRequests.WithLabelValues(r.URL.Path, "ok").Inc()
 		if ack == nil {
-			w.WriteHeader(http.StatusOK) // an empty 200 closes a modal
+			w.WriteHeader(http.StatusOK)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(ack)
+	})
+}
+
+// InteractionsHandler receives Slack's interactivity requests (button
+// clicks and modal submissions) over HTTP.
+func (b *Bot) InteractionsHandler() http.Handler {
+	return b.slackRoute(func(ctx context.Context, form url.Values) (any, error) {
+		var ic slack.InteractionCallback
+		if err := json.Unmarshal([]byte(form.Get("payload")), &ic); err != nil {
+			return nil, fmt.Errorf("%w interaction payload", errMalformed)
+		}
+		return b.HandleInteraction(ctx, ic)
 	})
 }
 
