@@ -221,8 +221,10 @@ type Bot struct {
 
 	// interactions runs approvers' work after Slack is acknowledged; jobs
 	// runs the store's unfinished work.
-	interactions      *scheduler.Pool
-	jobs              *scheduler.Pool
+	interactions *scheduler.Pool
+	jobs         *scheduler.Pool
+	// timers runs the store's durable timers, by kind.
+	timers            *scheduler.Timers
 	jobTimeout        time.Duration
 	maxAttempts       int
 	retryBackoff      time.Duration
@@ -329,6 +331,8 @@ func New(d Deps) (*Bot, error) {
 	b.interactions = scheduler.NewPool("interactions", orDefault(d.InteractionWorkers, 8), maxWaitingInteractions, b.jobTimeout, b.log)
 	b.jobs = scheduler.NewPool("jobs", orDefault(d.Workers, 4), int(b.capacity), b.jobTimeout, b.log)
 	b.jobs.Before(func(stop context.Context) { b.intake.wait(stop, b.maxYield) }) // webhook intake first
+	b.timers = scheduler.NewTimers(d.Store, d.Clock, b.log)
+	b.timers.Handle(timerSettle, b.settleClaim)
 	for _, id := range unfinished {
 		b.queueJob(id)
 	}
@@ -364,6 +368,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { b.jobs.Run(ctx, workCtx) })
 	loops.Go(func() { b.interactions.Run(ctx, workCtx) })
+	loops.Go(func() { b.timers.Run(ctx) })
 	b.started = b.now()
 	loops.Go(func() { scheduler.Every(ctx, b.clock, pruneInterval, b.log, b.pruneAll) })
 	loops.Go(func() { b.checkAppAuth(ctx) })

@@ -113,20 +113,22 @@ func (b *Bot) alreadyText(r store.Request) string {
 	return "This request is no longer pending in GitHub."
 }
 
-// jobSettle is the Event of the job written with every claim, in the
-// claim's own transaction. It settles the claim from GitHub when patbot
-// cannot see it through itself: a crash between the review and the card,
-// or an answer lost to a timeout or a 5xx. A claim patbot settles itself
-// finishes its job.
-const jobSettle = "settle"
+// timerSettle is the kind of the durable timer written with every claim,
+// in the claim's own transaction. It settles the claim from GitHub when
+// patbot cannot see it through itself: a crash between the review and the
+// card, or an answer lost to a timeout or a 5xx. A claim patbot settles
+// itself removes its timer.
+const timerSettle = "settle"
 
-// settleAfter is how long after a claim its job first asks GitHub: well
-// past the time GitHub takes to answer a review (it gives up at 10 s).
+// settleAfter is how long after a claim its timer asks GitHub: well past
+// the time GitHub takes to answer a review (it gives up at 10 s).
 const settleAfter = 30 * time.Second
 
-// settlePayload is what a settle job needs beyond the request's record.
+// settlePayload is what the settle timer needs beyond the request's record.
 type settlePayload struct {
-	At      time.Time `json:"at"`      // the claim's time: a later claim has a job of its own
+	Org     string    `json:"org"`
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`      // the claim's time: a later claim has a timer of its own
 	Channel string    `json:"channel"` // where to tell the approver
 }
 
@@ -143,14 +145,14 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	log = log.With(LogActor, who.login)
 	claim := &store.Decision{Action: d.action, Actor: who.login, SlackUser: d.slackUser, Reason: d.reason, At: b.now(),
 		Source: store.SourceSlack, Authority: who.why}
-	payload, err := json.Marshal(settlePayload{At: claim.At, Channel: d.channel})
+	payload, err := json.Marshal(settlePayload{Org: who.org.Login, ID: d.id, At: claim.At, Channel: d.channel})
 	if err != nil {
-		log.Error("cannot encode the settle job", "err", err)
+		log.Error("cannot encode the settle timer", "err", err)
 		return
 	}
-	job := store.Job{Event: jobSettle, Org: who.org.Login, RequestID: d.id, NotBefore: claim.At.Add(settleAfter), Payload: payload}
+	timer := store.Timer{Kind: timerSettle, Key: view.RequestKey(who.org.Login, d.id), Due: claim.At.Add(settleAfter), Payload: payload}
 	var current store.Request
-	_, jobID, err := b.store.UpdateRequestWithJob(who.org.Login, d.id, job, func(r *store.Request, exists bool) error {
+	_, timerID, err := b.store.UpdateRequestWithTimer(who.org.Login, d.id, timer, func(r *store.Request, exists bool) error {
 		if !exists {
 			return errNoRecord
 		}
@@ -175,12 +177,12 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 
 	err = b.gh.ReviewRequest(ctx, who.org.Login, d.id, github.Review{Action: d.action, Reason: d.reason})
 	if b.settle(ctx, log, who, d, claim, err) {
-		if err := b.store.FinishJob(jobID); err != nil {
-			log.Warn("cannot finish the settle job; it will find the request settled", "err", err)
+		if err := b.store.FinishTimer(timerID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			log.Warn("cannot remove the settle timer; it will find the request settled", "err", err)
 		}
 		return
 	}
-	b.runAt(jobID, job.NotBefore)
+	b.timers.Wake() // its timer settles it
 }
 
 // settle records what GitHub answered to a review and shows it. It reports
@@ -308,17 +310,18 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// settleClaim is the settle job: it settles a claim whose outcome patbot
-// did not see, from what GitHub lists now. Still pending means GitHub did
-// not take the review: the buttons work again. Gone, with the token among
-// the org's grants, means an approval went through. Anything else waits
-// for GitHub's webhook or reconciliation.
-func (b *Bot) settleClaim(ctx context.Context, job store.Job) error {
+// settleClaim is the settle timer's work: it settles a claim whose outcome
+// patbot did not see, from what GitHub lists now. Still pending means
+// GitHub did not take the review: the buttons work again. Gone, with the
+// token among the org's grants, means an approval went through. Anything
+// else waits for GitHub's webhook or reconciliation.
+func (b *Bot) settleClaim(ctx context.Context, t store.Timer) error {
 	var p settlePayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		return permanent(fmt.Errorf("settle job: %w", err))
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		b.log.Error("settle timer with an unreadable payload; dropped", "timer", t.ID, "err", err)
+		return nil
 	}
-	r, err := b.store.Request(job.Org, job.RequestID)
+	r, err := b.store.Request(p.Org, p.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

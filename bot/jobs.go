@@ -63,10 +63,6 @@ func (b *Bot) runJob(stop, ctx context.Context, id uint64) {
 		return
 	}
 	log = log.With(LogDelivery, job.DeliveryID, LogOrg, job.Org, LogRequest, job.RequestID, LogAction, job.Action)
-	if wait := job.NotBefore.Sub(b.now()); wait > 0 {
-		b.retryLater(stop, id, wait) // not yet: no attempt counted
-		return
-	}
 
 	if perr := scheduler.Safe(func() { err = b.process(ctx, job) }); perr != nil {
 		err = permanent(perr) // one bad job must not take patbot down
@@ -119,18 +115,6 @@ func (b *Bot) wakeWaiting() {
 	defer b.wakeMu.Unlock()
 	close(b.wake)
 	b.wake = make(chan struct{})
-}
-
-// runAt queues a job the store holds already (its place not yet reserved)
-// to run at the given time. Without a place, or when patbot is not running,
-// it runs at the next start.
-func (b *Bot) runAt(id uint64, at time.Time) {
-	stop := b.stopping.Load()
-	if stop == nil || !b.reserve() {
-		b.log.Warn("job deferred to the next start", LogJob, id)
-		return
-	}
-	b.retryLater(*stop, id, at.Sub(b.now()))
 }
 
 // retryLater queues id again after delay, unless patbot stops first (the

@@ -29,8 +29,6 @@ func (b *Bot) process(ctx context.Context, job store.Job) error {
 	switch job.Event {
 	case jobRefreshCard:
 		return b.refreshCard(ctx, job.Org, job.RequestID)
-	case jobSettle:
-		return b.settleClaim(ctx, job)
 	}
 	ev, err := github.DecodeEvent(job.Payload)
 	if err != nil {

@@ -1,7 +1,6 @@
 package bot_test
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,24 +33,37 @@ func (h *harness) waitingCard() {
 	}
 }
 
-// moveClockPastSettle advances time past a claim's settle delay once the
-// settle job waits for it.
+// timersLeft reports whether the store still holds a durable timer.
+func (h *harness) timersLeft() bool {
+	next, err := h.db.NextTimerDue()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return !next.IsZero()
+}
+
+// moveClockPastSettle moves time on, past a claim's settle delay, until its
+// timer has fired: however the runner's wait and the test's move fall.
 func (h *harness) moveClockPastSettle() {
 	h.t.Helper()
-	h.eventually("settle job waiting", func() bool {
-		ids := h.jobs()
-		return len(ids) == 1 && strings.Contains(h.logs.String(), fmt.Sprintf(`"msg":"job waits","job":%d,`, ids[0]))
+	if !h.timersLeft() {
+		h.t.Fatal("no settle timer in the store")
+	}
+	h.eventually("the settle timer fired", func() bool {
+		h.clock.Advance(31 * time.Second)
+		return !h.timersLeft()
 	})
-	h.clock.Advance(31 * time.Second)
 }
 
 func (h *harness) reviews() int { return len(h.gh.CallsTo(http.MethodPost, reviewPath)) }
 
-// settledWithOneReview waits for the settle job to finish, and checks that
+// settledWithOneReview checks that the settle timer is done, and that
 // GitHub got one review in all.
 func (h *harness) settledWithOneReview() {
 	h.t.Helper()
-	h.eventually("settle job done", func() bool { return len(h.jobs()) == 0 })
+	if h.timersLeft() {
+		h.t.Error("the settle timer is still in the store")
+	}
 	if n := h.reviews(); n != 1 {
 		h.t.Errorf("%d reviews sent, want 1", n)
 	}

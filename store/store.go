@@ -108,9 +108,11 @@ type Requests interface {
 	// aborts without writing and is returned (wrapped). change may run
 	// more than once and must not do I/O.
 	UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error)
-	// UpdateRequestWithJob is UpdateRequest that also records job in the
-	// same transaction when change succeeds, and returns its number.
-	UpdateRequestWithJob(org string, id int64, job Job, change func(r *Request, exists bool) error) (Request, uint64, error)
+	// UpdateRequestWithTimer is UpdateRequest that also sets timer t (see
+	// Timers.SetTimer) in the same transaction when change succeeds, and
+	// returns the timer's ID: work that must follow a change (settling a
+	// claim after a crash, say) cannot be lost between the two.
+	UpdateRequestWithTimer(org string, id int64, t Timer, change func(r *Request, exists bool) error) (Request, uint64, error)
 	// Requests lists the records of one org ("" for every org) in any of
 	// states (any state when none are given).
 	Requests(org string, states ...State) ([]Request, error)
@@ -296,10 +298,8 @@ type Job struct {
 	RequestID  int64     `json:"request_id"`
 	Payload    []byte    `json:"-"` // the work's input (an event in patbot's compact form), stored as it is
 	EnqueuedAt time.Time `json:"enqueued_at"`
-	// NotBefore, when set, is the earliest the job may run.
-	NotBefore time.Time `json:"not_before,omitzero"`
-	Attempts  int       `json:"attempts"`
-	LastError string    `json:"last_error,omitempty"`
+	Attempts   int       `json:"attempts"`
+	LastError  string    `json:"last_error,omitempty"`
 }
 
 // AuditEvent is one entry of the append-only audit trail: a decision, a

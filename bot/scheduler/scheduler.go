@@ -154,12 +154,18 @@ func (s *Timers) Handle(kind string, h Handler) { s.handlers[kind] = h }
 func (s *Timers) Set(t store.Timer) (uint64, error) {
 	id, err := s.store.SetTimer(t)
 	if err == nil {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.Wake()
 	}
 	return id, err
+}
+
+// Wake makes the runner look at the store again: for timers written
+// otherwise than through Set (with a change, in one transaction).
+func (s *Timers) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run fires due timers until ctx ends.

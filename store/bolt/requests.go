@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,24 +43,21 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *store.Request, 
 	return db.updateRequest(org, id, change, nil)
 }
 
-// UpdateRequestWithJob is UpdateRequest that also records job, in the same
-// transaction, when change succeeds: work that must follow a change (its
-// settlement after a crash, say) cannot be lost between the two. It
-// returns the job's ID.
-func (db *DB) UpdateRequestWithJob(org string, id int64, job store.Job, change func(r *store.Request, exists bool) error) (store.Request, uint64, error) {
-	if job.EnqueuedAt.IsZero() {
-		job.EnqueuedAt = db.now()
+// UpdateRequestWithTimer implements store.Requests.
+func (db *DB) UpdateRequestWithTimer(org string, id int64, t store.Timer, change func(r *store.Request, exists bool) error) (store.Request, uint64, error) {
+	if t.Kind == "" || t.Due.IsZero() {
+		return store.Request{}, 0, errors.New("store: update request: a timer needs a kind and a due time")
 	}
-	job.ID = db.nextJobID()
-	record, err := encodeJob(job)
-	if err != nil {
-		return store.Request{}, 0, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
-	}
-	r, err := db.updateRequest(org, id, change, func(tx *bbolt.Tx) error { return putJob(tx, job.ID, record) })
+	var timerID uint64
+	r, err := db.updateRequest(org, id, change, func(tx *bbolt.Tx) error {
+		var err error
+		timerID, err = setTimer(tx, t)
+		return err
+	})
 	if err != nil {
 		return store.Request{}, 0, err
 	}
-	return r, job.ID, nil
+	return r, timerID, nil
 }
 
 func (db *DB) updateRequest(org string, id int64, change func(r *store.Request, exists bool) error, also func(*bbolt.Tx) error) (store.Request, error) {

@@ -33,22 +33,31 @@ func (db *DB) SetTimer(t store.Timer) (uint64, error) {
 	if t.Kind == "" || t.Due.IsZero() {
 		return 0, errors.New("store: set timer: a timer needs a kind and a due time")
 	}
-	t.LeaseUntil, t.Attempts, t.LastError = time.Time{}, 0, ""
+	var id uint64
 	err := db.group(func(tx *bbolt.Tx) error {
-		if err := deleteTimer(tx, t.Kind, t.Key); err != nil {
-			return err
-		}
-		id, err := tx.Bucket(bucketTimers).NextSequence()
-		if err != nil {
-			return err
-		}
-		t.ID = id
-		return putTimer(tx, t, nil)
+		var err error
+		id, err = setTimer(tx, t)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: set timer %s %s: %w", t.Kind, t.Key, err)
 	}
-	return t.ID, nil
+	return id, nil
+}
+
+// setTimer writes t, replacing the timer of its kind and key, and returns
+// its new ID.
+func setTimer(tx *bbolt.Tx, t store.Timer) (uint64, error) {
+	t.LeaseUntil, t.Attempts, t.LastError = time.Time{}, 0, ""
+	if err := deleteTimer(tx, t.Kind, t.Key); err != nil {
+		return 0, err
+	}
+	id, err := tx.Bucket(bucketTimers).NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	t.ID = id
+	return id, putTimer(tx, t, nil)
 }
 
 // putTimer writes t and its index entries; old is the record it replaces

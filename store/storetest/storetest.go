@@ -48,7 +48,7 @@ func Run(t *testing.T, b Backend) {
 		{"JobNumbersGoOnAfterReopen", testJobNumbersGoOnAfterReopen},
 		{"ConcurrentUpdatesOfOneRequest", testConcurrentUpdatesOfOneRequest},
 		{"ConcurrentClaimsOneWins", testConcurrentClaimsOneWins},
-		{"UpdateRequestWithJob", testUpdateRequestWithJob},
+		{"UpdateRequestWithTimer", testUpdateRequestWithTimer},
 		{"AuditAfterAndCursor", testAuditAfterAndCursor},
 		{"Timers", testTimers},
 		{"TimersSurviveReopen", testTimersSurviveReopen},
@@ -382,26 +382,26 @@ func testConcurrentClaimsOneWins(t *testing.T, b Backend) {
 	}
 }
 
-// A change and the job that must follow it are written together, or
+// A change and the timer that must follow it are written together, or
 // neither is.
-func testUpdateRequestWithJob(t *testing.T, b Backend) {
+func testUpdateRequestWithTimer(t *testing.T, b Backend) {
 	db := b.open(t)
 	at := Epoch.Add(30 * time.Second)
 	boom := errors.New("boom")
-	if _, _, err := db.UpdateRequestWithJob("acme", 1, store.Job{Event: "settle", NotBefore: at}, func(r *store.Request, _ bool) error { return boom }); !errors.Is(err, boom) {
+	if _, _, err := db.UpdateRequestWithTimer("acme", 1, store.Timer{Kind: "settle", Key: "acme/1", Due: at}, func(r *store.Request, _ bool) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	if ids, _ := db.JobIDs(); len(ids) != 0 {
-		t.Fatalf("job recorded for an aborted change: %v", ids)
+	if next, _ := db.NextTimerDue(); !next.IsZero() {
+		t.Fatalf("timer set for an aborted change, due %v", next)
 	}
-	r, id, err := db.UpdateRequestWithJob("acme", 1, store.Job{Event: "settle", Org: "acme", RequestID: 1, NotBefore: at, Payload: []byte(`{"x":1}`)},
+	r, id, err := db.UpdateRequestWithTimer("acme", 1, store.Timer{Kind: "settle", Key: "acme/1", Due: at, Payload: []byte(`{"x":1}`)},
 		func(r *store.Request, _ bool) error { r.State = store.StateDeciding; r.Unconfirmed = true; return nil })
 	if err != nil || r.State != store.StateDeciding {
 		t.Fatal(r, err)
 	}
-	j, err := db.Job(id)
-	if err != nil || j.Event != "settle" || !j.NotBefore.Equal(at) || string(j.Payload) != `{"x":1}` || !j.EnqueuedAt.Equal(Epoch) {
-		t.Fatalf("job = %+v, %v", j, err)
+	due, err := db.ClaimDueTimers(at, time.Minute, 10)
+	if err != nil || len(due) != 1 || due[0].ID != id || due[0].Kind != "settle" || string(due[0].Payload) != `{"x":1}` {
+		t.Fatalf("timers due = %+v, %v", due, err)
 	}
 	if got, _ := db.Request("acme", 1); !got.Unconfirmed {
 		t.Error("Unconfirmed not kept")
