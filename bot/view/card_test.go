@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
 
@@ -95,14 +96,7 @@ func TestCardGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cv.OrgLogin, cv.WebURL, cv.Now = "github-ssh-authority", "https://github.com", cardNow
 			blocks, text := Card(cv)
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false) // readable golden files
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(map[string]any{"text": text, "blocks": blocks}); err != nil {
-				t.Fatal(err)
-			}
-			got := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+			got := encodeGolden(t, map[string]any{"text": text, "blocks": blocks})
 			raw, _ := json.Marshal(blocks)
 			if e := slacktest.ValidateMessage(text, raw); e != "" {
 				t.Errorf("Slack would refuse this card: %s", e)
@@ -110,6 +104,48 @@ func TestCardGolden(t *testing.T) {
 			golden(t, filepath.Join("testdata", "cards", name+".json"), got)
 		})
 	}
+}
+
+// encodeGolden lays v out as the golden files hold it.
+func encodeGolden(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // readable golden files
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// The grants listing: a page with a revoked token, paging, notes.
+func TestGrantsGolden(t *testing.T) {
+	used := cardNow.Add(-2 * time.Hour)
+	expires := cardNow.Add(3 * 24 * time.Hour)
+	v := GrantsView{
+		Login: "halain987", Query: GrantsQuery{Login: "halain987", Page: 1}, Total: 12, ExpireSoon: 1, NeverExpire: 1,
+		Orgs: []string{"acme"}, Notes: []string{"beta: only owners and approvers see other members' tokens."}, Now: cardNow,
+		Entries: []GrantEntry{
+			{Org: "acme", CanRevoke: true, Grant: github.Grant{ID: 7, TokenID: 70, TokenName: "deploy", RepositorySelection: github.SelectionSubset,
+				AccessGrantedAt: cardNow.Add(-24 * time.Hour), TokenExpiresAt: &expires, TokenLastUsedAt: &used,
+				Permissions: github.Permissions{Repository: map[string]string{"contents": "write"}}},
+				Repos: []github.Repository{{FullName: "acme/api"}, {FullName: "acme/web"}}},
+			{Org: "acme", RevokedBy: "U0ALICE", Grant: github.Grant{ID: 8, TokenID: 80, TokenName: "old", RepositorySelection: github.SelectionAll,
+				AccessGrantedAt: cardNow.Add(-48 * time.Hour)}},
+		},
+	}
+	blocks, text := Grants(v)
+	raw, _ := json.Marshal(blocks)
+	if e := slacktest.ValidateMessage(text, raw); e != "" {
+		t.Errorf("Slack would refuse this listing: %s", e)
+	}
+	golden(t, filepath.Join("testdata", "grants.json"), encodeGolden(t, map[string]any{"text": text, "blocks": blocks}))
+}
+
+func TestModalsGolden(t *testing.T) {
+	golden(t, filepath.Join("testdata", "deny-modal.json"), encodeGolden(t, DenyModal("acme", 42, `{"org":"acme","id":42}`)))
+	golden(t, filepath.Join("testdata", "refused-modal.json"), encodeGolden(t, RefusedModal("Cannot deny", "Only owners of acme may decide.")))
 }
 
 func golden(t *testing.T, path string, got []byte) {
@@ -123,7 +159,7 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./bot -run %s -update to create it)", err, t.Name())
+		t.Fatalf("%v (run go test ./bot/view -run %s -update to create it)", err, t.Name())
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from what was rendered; if the change is intended, run with -update.\ngot:\n%s", path, got)
