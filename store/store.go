@@ -81,7 +81,8 @@ type Timers interface {
 	// when the timer is gone, or was replaced meanwhile (by ID).
 	FinishTimer(id uint64) error
 	// RetryTimer releases a timer whose work failed, due again at due,
-	// with the failure recorded.
+	// with the failure recorded. It reports ErrNotFound when the timer is
+	// gone.
 	RetryTimer(id uint64, due time.Time, cause error) error
 }
 
