@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patbot/patbot/bot"
@@ -54,25 +56,8 @@ type harness struct {
 	gh     *githubtest.Server
 	slack  *slacktest.Server
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	stop   func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var (
@@ -114,7 +99,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "patbot.db")
 	}
-	h := &harness{t: t, dbPath: dbPath, clock: clocktest.New(clocktest.Epoch), gh: newGitHub(t), slack: slacktest.New(slackToken), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{t: t, dbPath: dbPath, clock: clocktest.New(clocktest.Epoch), gh: newGitHub(t), slack: slacktest.New(slackToken), reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
 	t.Cleanup(h.slack.Close)
 	client, err := github.New(github.Config{AppID: h.gh.AppID, PrivateKey: h.gh.PrivateKeyPEM, BaseURL: h.gh.URL, Timeout: 5 * time.Second})
 	if err != nil {

@@ -1,7 +1,6 @@
 package scheduler_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,28 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/logtest"
+
 	"github.com/patbot/patbot/bot/clocktest"
 	"github.com/patbot/patbot/bot/scheduler"
 	"github.com/patbot/patbot/store"
 	"github.com/patbot/patbot/store/bolt"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -47,7 +31,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPool(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	p := scheduler.NewPool("test", 2, 3, time.Minute, slog.New(slog.NewTextHandler(logs, nil)))
 	hold := make(chan struct{})
 	var before, done atomic.Int32
@@ -103,7 +87,7 @@ func TestTimers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	s := scheduler.NewTimers(db, clock, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	var mu sync.Mutex
 	fired := map[string]int{}

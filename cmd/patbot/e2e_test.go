@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/logtest"
+
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
@@ -52,7 +54,7 @@ type e2e struct {
 	slack *slacktest.Server
 	app   *App
 	base  string
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	stop  func()
 	db    *bolt.DB // opened after patbot stops
 }
@@ -90,7 +92,7 @@ func newE2EWith(t *testing.T, tune func(env map[string]string, sl *slacktest.Ser
 		tune(env, fakeSlack)
 	}
 
-	e := &e2e{t: t, env: env, gh: gh, slack: fakeSlack, logs: &syncBuffer{}}
+	e := &e2e{t: t, env: env, gh: gh, slack: fakeSlack, logs: &logtest.Buffer{}}
 	e.app, e.stop = startApp(t, env, e.logs)
 	e.base = "http://" + e.app.Addr()
 	t.Cleanup(func() {

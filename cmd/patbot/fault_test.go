@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/logtest"
+
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -37,7 +39,7 @@ var binary = sync.OnceValues(func() (string, error) {
 // process is patbot serve running as its own process.
 type process struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logtest.Buffer
 	base string
 }
 
@@ -57,7 +59,7 @@ func startProcess(t *testing.T, env map[string]string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: exec.Command(bin, "serve"), logs: &syncBuffer{}, base: "http://" + env["PATBOT_ADDR"]}
+	p := &process{cmd: exec.Command(bin, "serve"), logs: &logtest.Buffer{}, base: "http://" + env["PATBOT_ADDR"]}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

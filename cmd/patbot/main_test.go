@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/bot/logtest"
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
@@ -395,7 +396,7 @@ func TestServeEndToEnd(t *testing.T) {
 	env["GITHUB_APP_PRIVATE_KEY_FILE"] = keyFile
 	env["GITHUB_API_URL"] = fake.URL
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	app, stop := startApp(t, env, &logs)
 	base := "http://" + app.Addr()
 
@@ -532,23 +533,6 @@ func TestDamagedStoreRefusedAtStart(t *testing.T) {
 			}
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // mustContain fails t for each of wants that text lacks; what names text.

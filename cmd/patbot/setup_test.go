@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patbot/patbot/bot/logtest"
+
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 )
@@ -26,7 +28,7 @@ func TestSetupGitHubFromManifest(t *testing.T) {
 	dir := t.TempDir()
 	envFile, keyFile := filepath.Join(dir, "patbot.env"), filepath.Join(dir, "patbot.pem")
 
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"setup", "github", "-org", "acme", "-webhook-url", "https://patbot.example.com/github/webhook",
