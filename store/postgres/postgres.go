@@ -1,0 +1,202 @@
+// Package postgres is the store.Store backend on PostgreSQL (13 or newer),
+// through pgx: the store for running several patbot replicas on one
+// database. It is the only package that knows pgx.
+//
+// Records are JSON documents in jsonb columns, with the columns that
+// queries select on beside them. The schema is embedded and applied at
+// Open under an advisory lock, so that replicas starting together migrate
+// once.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/patbot/patbot/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key under which the schema changes.
+const migrationLock = 0x70617462 // "patb"
+
+// opTimeout bounds one store operation: a database that does not answer
+// must not hold patbot's work for ever.
+const opTimeout = 30 * time.Second
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// Now is the clock for the times the store sets; default time.Now.
+	Now func() time.Time
+}
+
+// DB is an open patbot store on PostgreSQL.
+type DB struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// IsURL reports whether dsn names a PostgreSQL database rather than a file.
+func IsURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database at url (credentials and TLS from the URL
+// or the standard PG* variables) and brings its schema up to date.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s", redact(err))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %s", redact(err))
+	}
+	db := &DB{pool: pool, now: opts.Now}
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if err := db.migrate(cctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: %s", redact(err))
+	}
+	return db, nil
+}
+
+// redact keeps a password in a URL out of an error: pgx quotes what it
+// could not parse.
+func redact(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "://"); i >= 0 {
+		if at := strings.Index(msg[i:], "@"); at > 0 {
+			if colon := strings.Index(msg[i+3:i+at], ":"); colon >= 0 {
+				msg = msg[:i+3+colon+1] + "xxxxx" + msg[i+at:]
+			}
+		}
+	}
+	return msg
+}
+
+// SchemaVersion is the newest schema this code knows.
+var SchemaVersion = len(mustMigrations())
+
+func mustMigrations() []string {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		panic(err)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// migrate applies the embedded migrations the database lacks, in one
+// transaction, under an advisory lock. A database whose schema is newer
+// than this code knows by more than one version is refused: release N+1
+// runs on schema N and N+1, for rolling deploys.
+func (db *DB) migrate(ctx context.Context) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("lock the schema: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	names := mustMigrations()
+	if current > len(names)+1 {
+		return fmt.Errorf("the database's schema (version %d) is newer than this patbot knows (%d): upgrade patbot", current, len(names))
+	}
+	for i, name := range names {
+		version := i + 1
+		if version <= current {
+			continue
+		}
+		sql, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, string(sql)); err != nil {
+			return fmt.Errorf("migrate to schema %d (%s): %w", version, name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, version); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// Close closes the connections.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: database: %w", err)
+	}
+	return nil
+}
+
+// op is the context of one store operation.
+func op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), opTimeout)
+}
+
+// inTx runs fn in a transaction, again when PostgreSQL reports a
+// serialization failure or a deadlock (a bounded number of times).
+func (db *DB) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	ctx, cancel := op()
+	defer cancel()
+	var err error
+	for range 10 {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+			continue
+		}
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return err
+	}
+	return err
+}
+
+// errRetry asks inTx to run a transaction again (a concurrent insert won).
+var errRetry = errors.New("retry")
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
