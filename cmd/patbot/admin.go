@@ -16,7 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patbot/patbot/store/bolt"
+	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/postgres"
 )
 
 // patbot serves admin commands (patbot audit, for now) on a local Unix
@@ -25,10 +26,13 @@ import (
 // peer runs as its own user (or root).
 
 // adminSocketPath is PATBOT_ADMIN_SOCKET, or patbot.sock beside the
-// database file.
+// database file (in the working directory for a database URL).
 func adminSocketPath(getenv func(string) string, dbPath string) string {
 	if p := strings.TrimSpace(getenv("PATBOT_ADMIN_SOCKET")); p != "" {
 		return p
+	}
+	if postgres.IsURL(dbPath) {
+		return "patbot.sock"
 	}
 	return filepath.Join(filepath.Dir(dbPath), "patbot.sock")
 }
@@ -95,7 +99,7 @@ func samePeer(c net.Conn) bool {
 }
 
 // adminHandler serves the admin commands.
-func adminHandler(db *bolt.DB, log *slog.Logger) http.Handler {
+func adminHandler(db store.Audit, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /audit", func(w http.ResponseWriter, r *http.Request) {
 		q, problems := parseAuditQuery(r.URL.Query())

@@ -22,7 +22,7 @@ import (
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/auditstream"
 	"github.com/patbot/patbot/github"
-	"github.com/patbot/patbot/store/bolt"
+	"github.com/patbot/patbot/store"
 )
 
 // shutdownTimeout bounds how long requests in progress may take to finish
@@ -40,7 +40,8 @@ type App struct {
 	// stream, when set, copies the audit trail to streamOut.
 	stream    *auditstream.Stream
 	streamOut *os.File
-	db        *bolt.DB
+	db        store.Store
+	dbName    string // for logs: a URL without its password
 	bot       *bot.Bot
 	server    *http.Server
 	listener  net.Listener
@@ -50,7 +51,7 @@ type App struct {
 // tune, when not nil, adjusts the bot's dependencies (tests use it to shorten
 // timeouts).
 func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
-	db, err := bolt.Open(cfg.DBPath, bolt.Options{})
+	db, err := openStore(context.Background(), cfg.DBPath, false)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func newApp(cfg *Config, log *slog.Logger, tune func(*bot.Deps)) (*App, error) {
 	return app, nil
 }
 
-func wire(cfg *Config, log *slog.Logger, db *bolt.DB, tune func(*bot.Deps)) (*App, error) {
+func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (*App, error) {
 	reg := prometheus.NewRegistry()
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "patbot_build_info",
@@ -105,7 +106,7 @@ func wire(cfg *Config, log *slog.Logger, db *bolt.DB, tune func(*bot.Deps)) (*Ap
 	if cfg.SlackAppToken != "" {
 		deps.SocketMode = &bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}
 	}
-	app := &App{log: log, policyPath: cfg.ConfigPath, db: db}
+	app := &App{log: log, policyPath: cfg.ConfigPath, db: db, dbName: storeName(cfg.DBPath)}
 	if cfg.AuditStream != "" {
 		out, floor, err := openAuditStream(cfg.AuditStream)
 		if err != nil {
@@ -252,7 +253,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
-	a.log.Info("patbot listening", "addr", a.Addr(), "admin_socket", a.adminLn.Addr().String(), "version", buildVersion(), "db", a.db.Path())
+	a.log.Info("patbot listening", "addr", a.Addr(), "admin_socket", a.adminLn.Addr().String(), "version", buildVersion(), "db", a.dbName)
 
 	var err error
 	select {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/store"
-	"github.com/patbot/patbot/store/bolt"
 )
 
 // audit exports the audit trail (decisions, revocations, refused and failed
@@ -23,7 +22,7 @@ import (
 // admin socket, or else from the database file.
 func audit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := commandFlags("audit", stderr)
-	dbPath := fs.String("db", cmp.Or(getenv("PATBOT_DB"), defaultDBPath), "bbolt database file; env PATBOT_DB")
+	dbPath := fs.String("db", cmp.Or(getenv("PATBOT_DB"), defaultDBPath), "the store: a bbolt file or a postgres:// URL; env PATBOT_DB")
 	org := fs.String("org", "", "only this organization")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, or a date like 2026-01-31)")
 	until := fs.String("until", "", "only events before this time (RFC 3339, or a date)")
@@ -57,7 +56,7 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitFailed
 	}
 	// No patbot is running: read the file.
-	db, err := bolt.Open(*dbPath, bolt.Options{ReadOnly: true})
+	db, err := openStore(ctx, *dbPath, true)
 	if errors.Is(err, store.ErrLocked) {
 		fmt.Fprintf(stderr, "patbot audit: %s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it\n", *dbPath, socket)
 		return exitFailed

@@ -93,7 +93,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	cfg := &Config{}
 	fs := commandFlags(name, stderr)
 	fs.StringVar(&cfg.ConfigPath, "config", env("PATBOT_CONFIG", defaultConfigPath), "policy file (YAML); env PATBOT_CONFIG")
-	fs.StringVar(&cfg.DBPath, "db", env("PATBOT_DB", defaultDBPath), "bbolt database file; env PATBOT_DB")
+	fs.StringVar(&cfg.DBPath, "db", env("PATBOT_DB", defaultDBPath), "the store: a bbolt file, or a postgres:// URL for PostgreSQL; env PATBOT_DB")
 	fs.StringVar(&cfg.Addr, "addr", env("PATBOT_ADDR", defaultAddr), "listen address; env PATBOT_ADDR")
 	reconcile := fs.String("reconcile-interval", env("PATBOT_RECONCILE_INTERVAL", "10m"), "how often to compare with GitHub's pending requests (0 turns it off); env PATBOT_RECONCILE_INTERVAL")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log format: json or text")

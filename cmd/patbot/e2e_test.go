@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbot/patbot/store/postgres/pgtest"
+
 	"github.com/patbot/patbot/bot/logtest"
 
 	"github.com/patbot/patbot/bot"
@@ -23,7 +27,6 @@ import (
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
-	"github.com/patbot/patbot/store/bolt"
 )
 
 const (
@@ -56,7 +59,7 @@ type e2e struct {
 	base  string
 	logs  *logtest.Buffer
 	stop  func()
-	db    *bolt.DB // opened after patbot stops
+	db    store.Store // opened after patbot stops
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -217,13 +220,13 @@ func (e *e2e) stopApp() {
 
 // openStore stops patbot, whose store is locked while it runs, and opens
 // the store for the test (once).
-func (e *e2e) openStore() *bolt.DB {
+func (e *e2e) openStore() store.Store {
 	e.t.Helper()
 	if e.db != nil {
 		return e.db
 	}
 	e.stopApp()
-	db, err := bolt.Open(e.env["PATBOT_DB"], bolt.Options{})
+	db, err := openStore(context.Background(), e.env["PATBOT_DB"], false)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -710,5 +713,37 @@ func TestE2EAuditWhileServingAndStreamed(t *testing.T) {
 		if ev.Seq != uint64(i+1) {
 			t.Fatalf("stream seqs not 1, 2, 3…: event %d has seq %d", i, ev.Seq)
 		}
+	}
+}
+
+// The whole flow on PostgreSQL: a card, concurrent clicks, one decision,
+// the audit trail; and a second patbot kept off the database.
+func TestE2EOnPostgreSQL(t *testing.T) {
+	e := newE2EWith(t, func(env map[string]string, _ *slacktest.Server) {
+		env["PATBOT_DB"] = pgtest.Database(t)
+		env["PATBOT_ADMIN_SOCKET"] = filepath.Join(t.TempDir(), "patbot.sock")
+	})
+	cfg, err := loadConfig("serve", nil, getenv(e.env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newApp(cfg, slog.New(slog.DiscardHandler), nil); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("a second patbot on the same database: %v, want ErrLocked", err)
+	}
+	e.created()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { e.click([]string{"U0ALICE", "U0BOB"}[i%2], "pat_approve") })
+	}
+	wg.Wait()
+	e.waitFor("card approved", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by") })
+	if n := len(e.reviews()); n != 1 {
+		t.Fatalf("%d reviews sent to GitHub, want exactly 1", n)
+	}
+	if r := e.record(); r.State != store.StateApproved {
+		t.Errorf("state = %s", r.State)
+	}
+	if events := e.audit(); len(events) != 1 || events[0].Kind != "decision" {
+		t.Errorf("audit = %+v", events)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,9 @@ var migrations embed.FS
 // migrationLock is the advisory lock key under which the schema changes.
 const migrationLock = 0x70617462 // "patb"
 
+// defaultMaxConns is the pool's size unless the URL sets pool_max_conns.
+const defaultMaxConns = 32
+
 // opTimeout bounds one store operation: a database that does not answer
 // must not hold patbot's work for ever.
 const opTimeout = 30 * time.Second
@@ -42,13 +46,28 @@ const opTimeout = 30 * time.Second
 type Options struct {
 	// Now is the clock for the times the store sets; default time.Now.
 	Now func() time.Time
+	// Exclusive makes this the only patbot on the database until Close: a
+	// second one gets store.ErrLocked. patbot serve opens it so until
+	// several replicas can share the work.
+	Exclusive bool
 }
 
 // DB is an open patbot store on PostgreSQL.
 type DB struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// holder keeps the session that holds the exclusive lock.
+	holder *pgx.Conn
+
+	// Group commit of deliveries (see accept.go).
+	accepts       chan *acceptRequest
+	closing       chan struct{}
+	committerDone chan struct{}
+	closeOnce     sync.Once
 }
+
+// exclusiveLock is the advisory lock key an exclusive patbot holds.
+const exclusiveLock = 0x70617463 // "patc"
 
 // IsURL reports whether dsn names a PostgreSQL database rather than a file.
 func IsURL(dsn string) bool {
@@ -65,18 +84,50 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s", redact(err))
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// Webhooks arrive dozens at a time, and each waits for its commit:
+		// enough connections that commits share PostgreSQL's WAL flushes.
+		cfg.MaxConns = defaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: connect: %s", redact(err))
 	}
-	db := &DB{pool: pool, now: opts.Now}
+	db := &DB{pool: pool, now: opts.Now, accepts: make(chan *acceptRequest, maxAcceptGroup),
+		closing: make(chan struct{}), committerDone: make(chan struct{})}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if err := db.migrate(cctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: %s", redact(err))
 	}
+	if opts.Exclusive {
+		if err := db.lock(cctx, cfg.ConnConfig); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	go db.commitAccepts()
 	return db, nil
+}
+
+// lock takes the exclusive lock on a session of its own, held until Close.
+func (db *DB) lock(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("store: connect: %s", redact(err))
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, exclusiveLock).Scan(&got); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("store: lock: %s", redact(err))
+	}
+	if !got {
+		conn.Close(ctx)
+		return fmt.Errorf("store: %w", store.ErrLocked)
+	}
+	db.holder = conn
+	return nil
 }
 
 // redact keeps a password in a URL out of an error: pgx quotes what it
@@ -148,8 +199,16 @@ func (db *DB) migrate(ctx context.Context) error {
 	return tx.Commit(ctx)
 }
 
-// Close closes the connections.
+// Close stops the committer and closes the connections, releasing the
+// exclusive lock.
 func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.closing) })
+	<-db.committerDone
+	if db.holder != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		db.holder.Close(ctx)
+		cancel()
+	}
 	db.pool.Close()
 	return nil
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +68,22 @@ func TestBadURLKeepsThePasswordOut(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cret-pw") {
 		t.Errorf("error shows the password: %v", err)
 	}
+}
+
+// An exclusive patbot keeps a second one off the database until it closes.
+func TestExclusive(t *testing.T) {
+	url := pgtest.Database(t)
+	first, err := postgres.Open(context.Background(), url, postgres.Options{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(context.Background(), url, postgres.Options{Exclusive: true}); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second exclusive open: %v, want ErrLocked", err)
+	}
+	first.Close()
+	second, err := postgres.Open(context.Background(), url, postgres.Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	second.Close()
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
-// AcceptDelivery implements store.Deliveries.
+// AcceptDelivery implements store.Deliveries. One statement, so one round
+// trip and one commit: the marker, and the job only when the marker is new.
 func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, jobID uint64, err error) {
 	if d.ID == "" {
 		return false, 0, errors.New("store: accept delivery: empty delivery id")
@@ -21,38 +22,35 @@ func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, j
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = db.now()
 	}
-	err = db.inTx(func(ctx context.Context, tx pgx.Tx) error {
-		accepted, jobID = false, 0
-		tag, err := tx.Exec(ctx, `INSERT INTO deliveries (id, received_at, record) VALUES ($1, $2, '{}') ON CONFLICT (id) DO NOTHING`, d.ID, d.ReceivedAt)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err // a redelivery: nothing changes
-		}
-		marker := d
-		if job != nil {
-			j := *job
-			j.DeliveryID = d.ID
-			if j.EnqueuedAt.IsZero() {
-				j.EnqueuedAt = d.ReceivedAt
-			}
-			if jobID, err = insertJob(ctx, tx, j); err != nil {
-				return err
-			}
-			marker.JobID = jobID
-		}
-		record, err := json.Marshal(marker)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET record = $2 WHERE id = $1`, d.ID, record); err != nil {
-			return err
-		}
-		accepted = true
-		return nil
-	})
+	d.JobID = 0
+	marker, err := json.Marshal(d)
 	if err != nil {
 		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
 	}
-	return accepted, jobID, nil
+	var jobRecord, payload []byte
+	if job != nil {
+		j := *job
+		j.DeliveryID = d.ID
+		if j.EnqueuedAt.IsZero() {
+			j.EnqueuedAt = d.ReceivedAt
+		}
+		payload, j.Payload = j.Payload, nil
+		if jobRecord, err = json.Marshal(j); err != nil {
+			return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
+		}
+	}
+	res := db.accept(d.ID, d.ReceivedAt, marker, jobRecord, payload)
+	if res.err != nil {
+		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, res.err)
+	}
+	inserted, id := res.inserted, res.jobID
+	if inserted == 0 {
+		return false, 0, nil // a redelivery: nothing changed
+	}
+	if id != nil {
+		jobID = uint64(*id)
+	}
+	return true, jobID, nil
 }
 
 // Delivery implements store.Deliveries.
@@ -60,9 +58,13 @@ func (db *DB) Delivery(id string) (store.Delivery, error) {
 	ctx, cancel := op()
 	defer cancel()
 	var d store.Delivery
-	err := db.pool.QueryRow(ctx, `SELECT record FROM deliveries WHERE id = $1`, id).Scan(&d)
+	var jobID *int64
+	err := db.pool.QueryRow(ctx, `SELECT record, job_id FROM deliveries WHERE id = $1`, id).Scan(&d, &jobID)
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("store: delivery %s: %w", id, notFound(err))
+	}
+	if jobID != nil {
+		d.JobID = uint64(*jobID)
 	}
 	return d, nil
 }

@@ -4,7 +4,8 @@
 CREATE TABLE deliveries (
     id          text PRIMARY KEY,            -- X-GitHub-Delivery
     received_at timestamptz NOT NULL,
-    record      jsonb NOT NULL
+    job_id      bigint,                      -- the job it brought, if any
+    record      jsonb NOT NULL               -- store.Delivery without job_id
 );
 CREATE INDEX deliveries_received_at ON deliveries (received_at);
 

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/patbot/patbot/store"
+	"github.com/patbot/patbot/store/bolt"
+	"github.com/patbot/patbot/store/postgres"
+)
+
+// openStore opens the store PATBOT_DB names: a postgres:// URL, or a bbolt
+// file. patbot serve opens it for itself alone (exclusive); readOnly is for
+// patbot audit, which reads while nothing else writes.
+func openStore(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
+	if postgres.IsURL(dsn) {
+		return postgres.Open(ctx, dsn, postgres.Options{Exclusive: !readOnly})
+	}
+	return bolt.Open(dsn, bolt.Options{ReadOnly: readOnly})
+}
+
+// storeName is how logs name the store: a URL without its password.
+func storeName(dsn string) string {
+	if !postgres.IsURL(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres (unparsable URL)"
+	}
+	return u.Redacted()
+}
