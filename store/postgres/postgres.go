@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -257,5 +256,3 @@ func notFound(err error) error {
 	}
 	return err
 }
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
