@@ -273,7 +273,8 @@ func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
 	}
 	var result map[string]any
 	status := http.StatusOK
-	if f := s.fault(method); f != nil {
+	f := s.fault(method)
+	if f != nil {
 		if f.Apply && token == s.Token {
 			s.apply(method, call)
 		}
@@ -298,12 +299,19 @@ func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if token != s.Token {
 		call.Error = "invalid_auth"
-	} else {
-		result, call.Error = s.apply(method, call)
 	}
+	// The call is recorded before it takes effect, so that whoever sees the
+	// effect (a message) also sees the call.
 	s.mu.Lock()
+	index := len(s.calls)
 	s.calls = append(s.calls, call)
 	s.mu.Unlock()
+	if f == nil && token == s.Token {
+		result, call.Error = s.apply(method, call)
+		s.mu.Lock()
+		s.calls[index].Error = call.Error
+		s.mu.Unlock()
+	}
 
 	if status != http.StatusOK {
 		w.WriteHeader(status)
