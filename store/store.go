@@ -59,6 +59,37 @@ type Jobs interface {
 	RecordJobFailure(id uint64, cause error) (Job, error)
 }
 
+// Export is everything a store holds, as it holds it (numbers and
+// sequence included), for moving an install to another backend.
+type Export struct {
+	Deliveries []Delivery
+	Jobs       []Job
+	Timers     []Timer
+	Requests   []Request
+	Audit      []AuditEvent
+	Cursors    map[string]uint64
+}
+
+// Counts sums up an Export, to check a copy.
+func (e Export) Counts() map[string]int {
+	return map[string]int{"deliveries": len(e.Deliveries), "jobs": len(e.Jobs), "timers": len(e.Timers),
+		"requests": len(e.Requests), "audit events": len(e.Audit), "cursors": len(e.Cursors)}
+}
+
+// Exporter reads a whole store, in one transaction.
+type Exporter interface {
+	ExportAll() (Export, error)
+}
+
+// Importer writes an Export into an empty store, in one transaction. It
+// refuses, with ErrNotEmpty, a store that holds anything.
+type Importer interface {
+	ImportAll(Export) error
+}
+
+// ErrNotEmpty is returned by ImportAll for a store that holds records.
+var ErrNotEmpty = errors.New("the store is not empty")
+
 // Timers are durable "do Kind for Key at Due" records: reminders, digests,
 // the end of a time-bound grant. A timer survives restarts, and is claimed
 // by one runner at a time for a lease, so that it fires once even with

@@ -49,6 +49,7 @@ var commands = []command{
 	{"setup", "github -webhook-url URL [-org ORG]", "Create patbot's GitHub App from a manifest, and write patbot.env and patbot.pem."},
 	{"audit", "[flags]", "Export the audit trail (decisions, revocations, refused and failed attempts) as JSON lines or CSV."},
 	{"bench", "[flags]", "Measure intake, latency, memory and store size against built-in fakes."},
+	{"migrate-store", "-from FILE -to postgres://…", "Copy a bbolt file's state into an empty PostgreSQL database, and check the copy."},
 	{"healthcheck", "[-addr ADDR]", "Probe a running patbot's /healthz (for container health checks); exit 0 when it answers."},
 	{"version", "", "Print the version."},
 	{"help", "", "Show this help."},
@@ -111,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "patbot", buildVersion())
 		return exitOK
+	case "migrate-store":
+		return migrateStore(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "help":

@@ -59,15 +59,7 @@ func (db *DB) ClaimDueTimers(now time.Time, lease time.Duration, max int) ([]sto
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due timers: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Timer, error) {
-		var t store.Timer
-		var lease *time.Time
-		err := row.Scan(&t.ID, &t.Kind, &t.Key, &t.Due, &t.Payload, &t.Attempts, &t.LastError, &lease)
-		if lease != nil {
-			t.LeaseUntil = *lease
-		}
-		return t, err
-	})
+	out, err := pgx.CollectRows(rows, scanTimer)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due timers: %w", err)
 	}
@@ -125,4 +117,16 @@ func (db *DB) RetryTimer(id uint64, due time.Time, cause error) error {
 		return fmt.Errorf("store: retry timer %d: %w", id, err)
 	}
 	return nil
+}
+
+// scanTimer reads a timer row (id, kind, key, due, payload, attempts,
+// last_error, lease_until).
+func scanTimer(row pgx.CollectableRow) (store.Timer, error) {
+	var t store.Timer
+	var lease *time.Time
+	err := row.Scan(&t.ID, &t.Kind, &t.Key, &t.Due, &t.Payload, &t.Attempts, &t.LastError, &lease)
+	if lease != nil {
+		t.LeaseUntil = *lease
+	}
+	return t, err
 }
