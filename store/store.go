@@ -129,6 +129,14 @@ type Timer struct {
 	LeaseUntil time.Time `json:"lease_until,omitzero"` // held by a runner until then
 }
 
+// Valid reports whether t can be scheduled: it needs a kind and a due time.
+func (t Timer) Valid() error {
+	if t.Kind == "" || t.Due.IsZero() {
+		return errors.New("a timer needs a kind and a due time")
+	}
+	return nil
+}
+
 // Requests are patbot's records of PAT requests.
 type Requests interface {
 	// Request returns the record of one request, or ErrNotFound.

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,8 +44,8 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *store.Request, 
 
 // UpdateRequestWithTimer implements store.Requests.
 func (db *DB) UpdateRequestWithTimer(org string, id int64, t store.Timer, change func(r *store.Request, exists bool) error) (store.Request, uint64, error) {
-	if t.Kind == "" || t.Due.IsZero() {
-		return store.Request{}, 0, errors.New("store: update request: a timer needs a kind and a due time")
+	if err := t.Valid(); err != nil {
+		return store.Request{}, 0, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
 	}
 	var timerID uint64
 	r, err := db.updateRequest(org, id, change, func(tx *bbolt.Tx) error {

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,8 +29,8 @@ func timerNameKey(kind, key string) []byte {
 
 // SetTimer implements store.Timers.
 func (db *DB) SetTimer(t store.Timer) (uint64, error) {
-	if t.Kind == "" || t.Due.IsZero() {
-		return 0, errors.New("store: set timer: a timer needs a kind and a due time")
+	if err := t.Valid(); err != nil {
+		return 0, fmt.Errorf("store: set timer: %w", err)
 	}
 	var id uint64
 	err := db.group(func(tx *bbolt.Tx) error {

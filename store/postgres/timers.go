@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,8 +12,8 @@ import (
 
 // SetTimer implements store.Timers.
 func (db *DB) SetTimer(t store.Timer) (uint64, error) {
-	if t.Kind == "" || t.Due.IsZero() {
-		return 0, errors.New("store: set timer: a timer needs a kind and a due time")
+	if err := t.Valid(); err != nil {
+		return 0, fmt.Errorf("store: set timer: %w", err)
 	}
 	var id uint64
 	err := db.inTx(func(ctx context.Context, tx pgx.Tx) (err error) {
