@@ -50,7 +50,7 @@ func (b *Bot) checkAppAuth(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.after(backoff):
+		case <-b.clock.After(backoff):
 		}
 		backoff = min(2*backoff, appAuthMaxBackoff)
 	}

@@ -170,9 +170,7 @@ type Deps struct {
 	// (the audit stream's cue).
 	OnAudit func()
 	// Clock is patbot's time, for its timers too; default the system's.
-	// Now, when set, overrides its Now.
 	Clock Clock
-	Now   func() time.Time
 }
 
 // Clock tells the time and waits by it. Tests inject one they can move.
@@ -216,7 +214,6 @@ type Bot struct {
 	onAudit          func()
 	metrics          *metrics
 	now              func() time.Time
-	after            func(time.Duration) <-chan time.Time
 	clock            Clock
 
 	// interactions runs approvers' work after Slack is acknowledged; jobs
@@ -278,9 +275,6 @@ func New(d Deps) (*Bot, error) {
 	if d.Clock == nil {
 		d.Clock = systemClock{}
 	}
-	if d.Now == nil {
-		d.Now = d.Clock.Now
-	}
 	if len(d.ResponseURLPrefixes) == 0 {
 		d.ResponseURLPrefixes = DefaultResponseURLPrefixes
 	}
@@ -296,14 +290,13 @@ func New(d Deps) (*Bot, error) {
 		secret:        d.WebhookSecret,
 		signingSecret: d.SlackSigningSecret,
 		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
-		authz:         newAuthorizer(d.GitHub, d.Now),
+		authz:         newAuthorizer(d.GitHub, d.Clock.Now),
 		responseClient: &http.Client{Timeout: 10 * time.Second, Transport: d.SlackTransport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		responsePrefixes:  d.ResponseURLPrefixes,
 		log:               d.Logger,
 		onAudit:           d.OnAudit,
-		now:               d.Now,
-		after:             d.Clock.After,
+		now:               d.Clock.Now,
 		clock:             d.Clock,
 		intake:            newIntakeGate(),
 		bodies:            newBodyBudget(orDefault(d.SmallBodyBudget, DefaultSmallBodyBudget), orDefault(d.LargeBodyBudget, DefaultLargeBodyBudget)),

@@ -87,7 +87,7 @@ func newHarnessWith(t *testing.T, h *harness, tune func(*bot.Deps)) *harness {
 // asks GitHub every time, so that a demoted owner stops deciding at once.
 func TestAuthorizationCachedForViewsNotForDecisions(t *testing.T) {
 	clock := clocktest.Frozen(clocktest.Epoch)
-	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Now = clock.Now })
+	h := newHarness(t, "", func(d *bot.Deps) { withApprovers(d); d.Clock = clock })
 	h.start()
 	h.posted()
 	membership := "/orgs/github-ssh-authority/memberships/alice"

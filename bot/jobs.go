@@ -123,7 +123,7 @@ func (b *Bot) retryLater(stop context.Context, id uint64, delay time.Duration) {
 	if stop.Err() != nil {
 		return
 	}
-	due, wake := b.after(delay), b.wakeChan()
+	due, wake := b.clock.After(delay), b.wakeChan()
 	b.retryTimers.Go(func() {
 		select {
 		case <-stop.Done():

@@ -20,7 +20,7 @@ func TestWorkResumesWhenSlackAnswersAgain(t *testing.T) {
 	clock := clocktest.Frozen(clocktest.Epoch)
 	h := newHarness(t, "", func(d *bot.Deps) {
 		withApprovers(d)
-		d.Clock, d.Now = clock, clock.Now
+		d.Clock = clock
 		d.RetryBackoff = time.Second
 		d.MaxAttempts = 3
 	})

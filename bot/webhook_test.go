@@ -119,11 +119,7 @@ func newHarness(t *testing.T, dbPath string, tune func(*bot.Deps)) *harness {
 		tune(&deps)
 	}
 	// The store reads the same clock as the bot: one time for the test.
-	now := deps.Now
-	if now == nil {
-		now = h.clock.Now
-	}
-	h.db, err = bolt.Open(dbPath, bolt.Options{Now: now})
+	h.db, err = bolt.Open(dbPath, bolt.Options{Now: deps.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,22 +20,22 @@ import (
 // that asks it the time from inside the handler's receive (which it does
 // after the signature check, to stamp the delivery) until released.
 type heldClock struct {
-	clock   *clocktest.Clock
+	*clocktest.Clock
 	armed   atomic.Bool
 	reached chan struct{}
 	release chan struct{}
 }
 
 func newHeldClock() *heldClock {
-	return &heldClock{clock: clocktest.New(clocktest.Epoch), reached: make(chan struct{}), release: make(chan struct{})}
+	return &heldClock{Clock: clocktest.New(clocktest.Epoch), reached: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (c *heldClock) now() time.Time {
+func (c *heldClock) Now() time.Time {
 	if c.armed.Load() && calledFrom("bot.(*Bot).receive") && c.armed.CompareAndSwap(true, false) {
 		close(c.reached)
 		<-c.release
 	}
-	return c.clock.Now()
+	return c.Clock.Now()
 }
 
 func calledFrom(function string) bool {
@@ -79,7 +79,7 @@ func holdSignedWebhook(t *testing.T, h *harness, clock *heldClock) (finish func(
 func newClockedHarness(t *testing.T, maxYield time.Duration) (*harness, *heldClock) {
 	clock := newHeldClock()
 	h := newHarness(t, "", func(d *bot.Deps) {
-		d.Now = clock.now
+		d.Clock = clock
 		d.MaxYieldToIntake = maxYield
 	})
 	h.start()
