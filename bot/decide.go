@@ -187,7 +187,7 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 
 // settle records what GitHub answered to a review and shows it. It reports
 // false when the outcome is unknown (no answer, or a 5xx): the claim then
-// stays, and its job settles it from GitHub.
+// stays, and its settle timer settles it from GitHub.
 func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) bool {
 	status := github.StatusCode(reviewErr)
 	switch {
@@ -284,7 +284,7 @@ func (b *Bot) closeClaim(ctx context.Context, log *slog.Logger, who approver, d 
 }
 
 // awaitConfirmation keeps a claim whose review may or may not have reached
-// GitHub: no other review is sent until GitHub's webhook, the settle job
+// GitHub: no other review is sent until GitHub's webhook, the settle timer
 // or reconciliation says how it ended.
 func (b *Bot) awaitConfirmation(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision, reviewErr error) {
 	why := describeGitHubError(reviewErr)

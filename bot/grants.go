@@ -15,6 +15,9 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
+// maxRequestsShown bounds /pat requests' listing, well inside a message.
+const maxRequestsShown = 30
+
 // revocation is a grant just revoked from a listing, shown marked.
 type revocation struct {
 	org   string
@@ -169,7 +172,7 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 		Source: store.SourceSlack, Detail: fmt.Sprintf("token %q (%d) of %s; authorized as %s", grant.TokenName, grant.TokenID, grant.Owner.Login, v.why)})
 	b.log.Info("grant revoked", LogOrg, org.Login, "grant", grant.ID, "token_id", grant.TokenID, "owner", grant.Owner.Login, LogActor, login)
 	notice := fmt.Sprintf(":lock: <@%s> (%s) revoked %s's fine-grained token “%s” (token %d): it no longer has access to *%s*.",
-		viewer, view.Escape(login), view.Escape(grant.Owner.Login), view.Escape(view.Truncate(cmp.Or(grant.TokenName, "unnamed"), view.MaxTokenName)), grant.TokenID, view.Escape(org.Login))
+		viewer, view.Escape(login), view.Escape(grant.Owner.Login), view.Escape(view.GrantTokenName(grant)), grant.TokenID, view.Escape(org.Login))
 	_, _, err = b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(notice, false))
 	if err != nil {
 		b.log.Warn("cannot post the revocation notice", "channel", org.Channel, "err", err)
@@ -203,7 +206,7 @@ func (b *Bot) requestsMessage(ctx context.Context, viewer, teamDomain string) *s
 		slices.SortFunc(reqs, func(a, b store.Request) int { return a.CreatedAt.Compare(b.CreatedAt) })
 		for _, r := range reqs {
 			total++
-			if len(lines) == view.MaxRequestsShown {
+			if len(lines) == maxRequestsShown {
 				continue
 			}
 			lines = append(lines, fmt.Sprintf("• *%s* · `%s` for %s · requested %s · %s", view.Escape(org.Login), view.Escape(view.TokenName(r)), view.Escape(r.Owner), view.SlackDate(r.CreatedAt), cardLink(r.Card, teamDomain)))

@@ -26,8 +26,7 @@ const jobRefreshCard = "card"
 // refresh. It must be idempotent: a crash between doing the work and
 // finishing the job runs it again.
 func (b *Bot) process(ctx context.Context, job store.Job) error {
-	switch job.Event {
-	case jobRefreshCard:
+	if job.Event == jobRefreshCard {
 		return b.refreshCard(ctx, job.Org, job.RequestID)
 	}
 	ev, err := github.DecodeEvent(job.Payload)

@@ -121,7 +121,7 @@ func TestReviewTimeoutThatSucceededIsCreditedToTheApprover(t *testing.T) {
 	if decisions != 1 {
 		t.Errorf("%d decisions in the audit trail, want 1: %+v", decisions, events)
 	}
-	// Its settle job, when it comes, finds it settled.
+	// Its settle timer, when it comes, finds it settled.
 	h2.moveClockPastSettle()
 	h2.settledWithOneReview()
 }

@@ -30,8 +30,8 @@ const (
 // Card limits, well inside Slack's (3,000 characters a text object, 50
 // blocks, about 13,000 characters a message), whatever the requester wrote.
 const (
-	MaxTokenName      = 100
-	MaxReasonShown    = 1500
+	maxTokenName      = 100
+	maxReasonShown    = 1500
 	maxReposShown     = 10
 	maxPermsPerGroup  = 25
 	maxPermGroupChars = 900 // three groups stay under a section's 3,000
@@ -102,7 +102,7 @@ func TokenName(r store.Request) string {
 	if r.TokenName == "" {
 		return "unnamed token"
 	}
-	return Truncate(r.TokenName, MaxTokenName)
+	return Truncate(r.TokenName, maxTokenName)
 }
 
 // Card returns the card's blocks and the Plain-text fallback that
@@ -208,9 +208,9 @@ func reasonText(reason string) string {
 }
 
 // Quote shows someone's words (a reason) as a Mrkdwn Quote, cut to
-// MaxReasonShown.
+// maxReasonShown.
 func Quote(text string) string {
-	return ">" + strings.ReplaceAll(EscapeLines(Truncate(text, MaxReasonShown)), "\n", "\n>")
+	return ">" + strings.ReplaceAll(EscapeLines(Truncate(text, maxReasonShown)), "\n", "\n>")
 }
 
 func repositoriesText(r store.Request) string {

@@ -17,11 +17,10 @@ import (
 // Listing limits: a page of tokens stays well inside a message's 50 blocks
 // and about 13,000 characters, however many tokens a member has.
 const (
-	GrantsPerPage    = 10
-	maxGrantRepos    = 5
-	maxGrantPerms    = 300 // characters of permissions shown per token
-	SoonExpiry       = 7 * 24 * time.Hour
-	MaxRequestsShown = 30
+	GrantsPerPage = 10
+	maxGrantRepos = 5
+	maxGrantPerms = 300 // characters of permissions shown per token
+	SoonExpiry    = 7 * 24 * time.Hour
 )
 
 // GrantEntry is one token in a listing.
@@ -120,11 +119,16 @@ func Plural(n int, one, many string) string {
 	return many
 }
 
+// GrantTokenName is a grant's token name as listings show it (unescaped).
+func GrantTokenName(g github.Grant) string {
+	return Truncate(cmp.Or(g.TokenName, "unnamed token"), maxTokenName)
+}
+
 func grantText(e GrantEntry, now time.Time) string {
 	g := e.Grant
-	name := fmt.Sprintf("*`%s`*", Escape(Truncate(cmp.Or(g.TokenName, "unnamed token"), MaxTokenName)))
+	name := fmt.Sprintf("*`%s`*", Escape(GrantTokenName(g)))
 	if e.RevokedBy != "" {
-		name = fmt.Sprintf("~`%s`~ :lock: *revoked* by <@%s>", Escape(Truncate(cmp.Or(g.TokenName, "unnamed token"), MaxTokenName)), e.RevokedBy)
+		name = fmt.Sprintf("~`%s`~ :lock: *revoked* by <@%s>", Escape(GrantTokenName(g)), e.RevokedBy)
 	}
 	lines := []string{
 		fmt.Sprintf("%s · %s · token %d", name, Escape(e.Org), g.TokenID),
