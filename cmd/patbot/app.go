@@ -85,12 +85,13 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 	if err != nil {
 		return nil, err
 	}
+	slackTransport := api.Transport("slack", nil) // Web API calls and response URLs alike
 	deps := bot.Deps{
 		Store:  db,
 		GitHub: gh,
 		Slack: bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL,
-			Transport: api.Transport("slack", nil)}),
-		SlackTransport:      api.Transport("slack", nil),
+			Transport: slackTransport}),
+		SlackTransport:      slackTransport,
 		ResponseURLPrefixes: cfg.SlackResponseURLPrefixes,
 		Config:              cfg.Bot,
 		WebhookSecret:       cfg.WebhookSecret,

@@ -77,7 +77,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "patbot bench: -flood-posts, -flood-size, -flood-signed and -c must be at least 1")
 			return exitUsage
 		}
-		return benchExit(stderr)(runFlood(ctx, o, stdout))
+		ok, err := runFlood(ctx, o, stdout)
+		return benchExit(stderr, ok, err)
 	}
 	if o.n < o.rounds || o.concurrency < 1 || o.rounds < 1 || o.samples < 1 {
 		fmt.Fprintln(stderr, "patbot bench: -n must be at least -rounds, and -c, -rounds and -samples at least 1")
@@ -89,22 +90,29 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patbot bench: a burst of %d webhooks exceeds patbot's queue of %d unfinished jobs; use more -rounds\n", burst, bot.DefaultQueueSize)
 		return exitUsage
 	}
-	return benchExit(stderr)(runBench(ctx, o, stdout))
+	ok, err := runBench(ctx, o, stdout)
+	return benchExit(stderr, ok, err)
 }
 
 // benchExit turns a measurement's result into bench's exit status: it
 // fails when the measurement could not be made or missed a target.
-func benchExit(stderr io.Writer) func(ok bool, err error) int {
-	return func(ok bool, err error) int {
-		if err != nil {
-			fmt.Fprintf(stderr, "patbot bench: %v\n", err)
-			return exitFailed
-		}
-		if !ok {
-			return exitFailed
-		}
-		return exitOK
+func benchExit(stderr io.Writer, ok bool, err error) int {
+	if err != nil {
+		fmt.Fprintf(stderr, "patbot bench: %v\n", err)
+		return exitFailed
 	}
+	if !ok {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// okMark shows whether a measure met its target.
+func okMark(ok bool) string {
+	if ok {
+		return "✓"
+	}
+	return "✗"
 }
 
 const benchOrg, benchChannel = "acme", "C0BENCH"
@@ -308,12 +316,6 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 		}
 		roundRatios = append(roundRatios, rates[patbot]/rates[baseline])
 	}
-	okMark := func(ok bool) string {
-		if ok {
-			return "✓"
-		}
-		return "✗"
-	}
 	base, pb := results[baseline], results[patbot]
 	ratio := pb.rate() / base.rate()
 	fmt.Fprintf(out, "%-34s %12s %10s %10s %14s\n", "intake", "throughput", "p50", "p99", "CPU/webhook")
@@ -488,7 +490,6 @@ func runFlood(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 	rss := peakRSS(rig.child.Process.Pid)
 	rig.stop()
 
-	okMark := func(ok bool) string { return map[bool]string{true: "✓", false: "✗"}[ok] }
 	codes := slices.Sorted(maps.Keys(answers))
 	var parts []string
 	for _, c := range codes {
