@@ -155,12 +155,15 @@ func (db *DB) NextTimerDue() (time.Time, error) {
 			if err := get(tx.Bucket(bucketTimers), k[8:], &t); err != nil {
 				return err
 			}
-			if !t.LeaseUntil.After(now) {
-				next = t.Due
-				return nil
+			free := t.Due
+			if t.LeaseUntil.After(now) {
+				free = t.LeaseUntil // held: free again when its lease lapses
 			}
-			if next.IsZero() || t.LeaseUntil.Before(next) {
-				next = t.LeaseUntil // held: free again when its lease lapses
+			if next.IsZero() || free.Before(next) {
+				next = free
+			}
+			if free.Equal(t.Due) {
+				return nil // later ones are due later still
 			}
 		}
 		return nil

@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 		{"UpdateRequestWithTimer", testUpdateRequestWithTimer},
 		{"AuditAfterAndCursor", testAuditAfterAndCursor},
 		{"Timers", testTimers},
+		{"NextTimerDue", testNextTimerDue},
 		{"TimersSurviveReopen", testTimersSurviveReopen},
 		{"TimersClaimedOnce", testTimersClaimedOnce},
 	} {

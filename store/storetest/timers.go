@@ -85,6 +85,28 @@ func testTimers(t *testing.T, b Backend) {
 	}
 }
 
+// What is next is the earliest time a timer is free to fire: its due time,
+// or the end of its runner's lease.
+func testNextTimerDue(t *testing.T, b Backend) {
+	db := b.open(t) // its clock reads Epoch
+	db.SetTimer(store.Timer{Kind: "k", Key: "held", Due: Epoch.Add(-time.Hour)})
+	db.SetTimer(store.Timer{Kind: "k", Key: "later", Due: Epoch.Add(time.Hour)})
+	if next, _ := db.NextTimerDue(); !next.Equal(Epoch.Add(-time.Hour)) {
+		t.Fatalf("next = %v, want the overdue timer's due time", next)
+	}
+	if got, _ := db.ClaimDueTimers(Epoch, 10*time.Minute, 10); len(got) != 1 {
+		t.Fatalf("claimed %d, want the overdue one", len(got))
+	}
+	if next, _ := db.NextTimerDue(); !next.Equal(Epoch.Add(10 * time.Minute)) {
+		t.Errorf("next = %v, want the held timer's lease end, before the later timer", next)
+	}
+	db.ClaimDueTimers(Epoch, 2*time.Hour, 10) // nothing new is due; the lease stays
+	db.SetTimer(store.Timer{Kind: "k", Key: "soon", Due: Epoch.Add(time.Minute)})
+	if next, _ := db.NextTimerDue(); !next.Equal(Epoch.Add(time.Minute)) {
+		t.Errorf("next = %v, want the new timer's due time", next)
+	}
+}
+
 // Timers survive a restart, claims included.
 func testTimersSurviveReopen(t *testing.T, b Backend) {
 	db := b.open(t)
