@@ -81,7 +81,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: %s", redact(err))
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		// Webhooks arrive dozens at a time, and each waits for its commit:
@@ -90,7 +90,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect: %s", redact(err))
+		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	db := &DB{pool: pool, now: opts.Now, accepts: make(chan *acceptRequest, maxAcceptGroup),
 		closing: make(chan struct{}), committerDone: make(chan struct{})}
@@ -98,7 +98,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	defer cancel()
 	if err := db.migrate(cctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("store: %s", redact(err))
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if opts.Exclusive {
 		if err := db.lock(cctx, cfg.ConnConfig); err != nil {
@@ -114,12 +114,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 func (db *DB) lock(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("store: connect: %s", redact(err))
+		return fmt.Errorf("store: connect: %w", err)
 	}
 	var got bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, exclusiveLock).Scan(&got); err != nil {
 		conn.Close(ctx)
-		return fmt.Errorf("store: lock: %s", redact(err))
+		return fmt.Errorf("store: lock: %w", err)
 	}
 	if !got {
 		conn.Close(ctx)
@@ -127,20 +127,6 @@ func (db *DB) lock(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	db.holder = conn
 	return nil
-}
-
-// redact keeps a password in a URL out of an error: pgx quotes what it
-// could not parse.
-func redact(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "://"); i >= 0 {
-		if at := strings.Index(msg[i:], "@"); at > 0 {
-			if colon := strings.Index(msg[i+3:i+at], ":"); colon >= 0 {
-				msg = msg[:i+3+colon+1] + "xxxxx" + msg[i+at:]
-			}
-		}
-	}
-	return msg
 }
 
 // SchemaVersion is the newest schema this code knows.

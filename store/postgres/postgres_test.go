@@ -59,7 +59,8 @@ func TestMigrateOnce(t *testing.T) {
 	}
 }
 
-// A URL's password never reaches an error.
+// A URL's password never reaches an error (pgx masks it; this holds it
+// to that).
 func TestBadURLKeepsThePasswordOut(t *testing.T) {
 	_, err := postgres.Open(context.Background(), "postgres://patbot:s3cret-pw@127.0.0.1:1/patbot?sslmode=disable&connect_timeout=1&bad_param=%zz", postgres.Options{})
 	if err == nil {

@@ -13,8 +13,9 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
-// AcceptDelivery implements store.Deliveries. One statement, so one round
-// trip and one commit: the marker, and the job only when the marker is new.
+// AcceptDelivery implements store.Deliveries: the marker, and the job only
+// when the marker is new, in a commit deliveries arriving together share
+// (see accept.go).
 func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, jobID uint64, err error) {
 	if d.ID == "" {
 		return false, 0, errors.New("store: accept delivery: empty delivery id")
@@ -34,8 +35,8 @@ func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, j
 		if j.EnqueuedAt.IsZero() {
 			j.EnqueuedAt = d.ReceivedAt
 		}
-		payload, j.Payload = j.Payload, nil
-		if jobRecord, err = json.Marshal(j); err != nil {
+		payload = j.Payload                               // stored as it is, beside the record
+		if jobRecord, err = json.Marshal(j); err != nil { // Payload is not in the JSON
 			return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, err)
 		}
 	}
@@ -43,12 +44,11 @@ func (db *DB) AcceptDelivery(d store.Delivery, job *store.Job) (accepted bool, j
 	if res.err != nil {
 		return false, 0, fmt.Errorf("store: accept delivery %s: %w", d.ID, res.err)
 	}
-	inserted, id := res.inserted, res.jobID
-	if inserted == 0 {
+	if res.inserted == 0 {
 		return false, 0, nil // a redelivery: nothing changed
 	}
-	if id != nil {
-		jobID = uint64(*id)
+	if res.jobID != nil {
+		jobID = uint64(*res.jobID)
 	}
 	return true, jobID, nil
 }
@@ -97,7 +97,7 @@ func (db *DB) CountDeliveries() (int, error) {
 	return n, nil
 }
 
-// jobRecord is a job as the jobs table keeps it: the payload apart.
+// insertJob records a job: its JSON record, and its payload apart.
 func insertJob(ctx context.Context, tx pgx.Tx, j store.Job) (uint64, error) {
 	record, err := json.Marshal(j)
 	if err != nil {
@@ -181,9 +181,7 @@ func (db *DB) RecordJobFailure(id uint64, cause error) (store.Job, error) {
 		}
 		j.Attempts++
 		j.LastError = cause.Error()
-		head := j
-		head.Payload = nil
-		record, err := json.Marshal(head)
+		record, err := json.Marshal(j) // Payload is not in the JSON
 		if err != nil {
 			return err
 		}
