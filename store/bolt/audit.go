@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -64,30 +65,44 @@ func (db *DB) AuditEvents(f store.AuditFilter) ([]store.AuditEvent, error) {
 // PruneAudit deletes up to max audit events older than cutoff, oldest
 // first, and reports how many it deleted.
 func (db *DB) PruneAudit(cutoff time.Time, max int) (int, error) {
-	var n int
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		var keys [][]byte
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
-			var e struct {
-				At time.Time `json:"at"`
-			}
-			if err := decode(v, &e); err != nil {
-				return err
-			}
-			if !e.At.Before(cutoff) {
-				break // events are appended in time order
-			}
-			keys = append(keys, append([]byte(nil), k...))
+	n, err := db.pruneBucket(bucketAudit, max, func(v []byte) (bool, bool, error) {
+		var e struct {
+			At time.Time `json:"at"`
 		}
-		n = len(keys)
-		return deleteKeys(b, keys)
+		err := decode(v, &e)
+		old := e.At.Before(cutoff)
+		return old, !old, err // events are appended in time order
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune audit: %w", err)
 	}
 	return n, nil
+}
+
+// pruneBucket deletes, in key order, up to max records that old says are
+// to go, until it says to stop, in one transaction; it reports how many.
+func (db *DB) pruneBucket(bucket []byte, max int, old func(v []byte) (prune, stop bool, err error)) (int, error) {
+	var n int
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		var keys [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
+			prune, stop, err := old(v)
+			if err != nil {
+				return err
+			}
+			if stop {
+				break
+			}
+			if prune {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		n = len(keys)
+		return deleteKeys(b, keys)
+	})
+	return n, err
 }
 
 // Cursor returns how far the reader called name has read (0 before it

@@ -162,25 +162,13 @@ func (db *DB) PendingStats() (n int, oldest time.Time, err error) {
 // state before cutoff, and reports how many it deleted. The audit trail
 // keeps what was decided.
 func (db *DB) PruneRequests(cutoff time.Time, max int) (int, error) {
-	var n int
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketRequests)
-		var keys [][]byte
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
-			var r struct {
-				State   store.State `json:"state"`
-				Updated time.Time   `json:"updated"`
-			}
-			if err := decode(v, &r); err != nil {
-				return err
-			}
-			if r.State.Final() && r.Updated.Before(cutoff) {
-				keys = append(keys, bytes.Clone(k))
-			}
+	n, err := db.pruneBucket(bucketRequests, max, func(v []byte) (bool, bool, error) {
+		var r struct {
+			State   store.State `json:"state"`
+			Updated time.Time   `json:"updated"`
 		}
-		n = len(keys)
-		return deleteKeys(b, keys)
+		err := decode(v, &r)
+		return r.State.Final() && r.Updated.Before(cutoff), false, err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune requests: %w", err)
