@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/patbot/patbot/store"
 	"github.com/patbot/patbot/store/postgres"
 	"github.com/patbot/patbot/store/postgres/pgtest"
@@ -44,18 +46,48 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// Opening twice (two replicas starting) migrates once; the schema version
-// is recorded.
-func TestMigrateOnce(t *testing.T) {
+// Replicas starting together migrate once; a schema one version newer
+// (a rolling deploy's next release) is run on, and one further ahead is
+// refused.
+func TestMigrations(t *testing.T) {
 	url := pgtest.Database(t)
-	a, b := open(t, url, nil), open(t, url, nil)
-	defer a.Close()
-	defer b.Close()
-	if err := a.Ping(); err != nil {
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			db, err := postgres.Open(context.Background(), url, postgres.Options{})
+			if err == nil {
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent open: %v", err)
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if postgres.SchemaVersion < 1 {
-		t.Fatalf("schema version %d", postgres.SchemaVersion)
+	defer conn.Close(context.Background())
+	var rows, newest int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_version`).Scan(&rows, &newest); err != nil {
+		t.Fatal(err)
+	}
+	if rows != postgres.SchemaVersion || newest != postgres.SchemaVersion {
+		t.Fatalf("schema_version holds %d rows up to %d, want each of 1..%d once", rows, newest, postgres.SchemaVersion)
+	}
+
+	conn.Exec(context.Background(), `INSERT INTO schema_version (version) VALUES ($1)`, postgres.SchemaVersion+1)
+	db, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		t.Fatalf("schema one version ahead: %v", err)
+	}
+	db.Close()
+	conn.Exec(context.Background(), `INSERT INTO schema_version (version) VALUES ($1)`, postgres.SchemaVersion+2)
+	if _, err := postgres.Open(context.Background(), url, postgres.Options{}); err == nil || !strings.Contains(err.Error(), "upgrade patbot") {
+		t.Errorf("schema two versions ahead: %v, want a refusal", err)
 	}
 }
 
