@@ -92,18 +92,6 @@ func (c *Clock) Advance(d time.Duration) {
 	c.fireDue()
 }
 
-// Set moves the clock to t (it keeps running from there unless frozen),
-// firing the timers it passes.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.start = t
-	if !c.frozen {
-		c.origin = time.Now()
-	}
-	c.mu.Unlock()
-	c.fireDue()
-}
-
 func (c *Clock) fireDue() {
 	c.mu.Lock()
 	now := c.now()

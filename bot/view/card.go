@@ -210,7 +210,7 @@ func reasonText(reason string) string {
 // Quote shows someone's words (a reason) as a Mrkdwn Quote, cut to
 // maxReasonShown.
 func Quote(text string) string {
-	return ">" + strings.ReplaceAll(EscapeLines(Truncate(text, maxReasonShown)), "\n", "\n>")
+	return ">" + strings.ReplaceAll(escapeLines(Truncate(text, maxReasonShown)), "\n", "\n>")
 }
 
 func repositoriesText(r store.Request) string {

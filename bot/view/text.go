@@ -11,22 +11,22 @@ import (
 
 // Every string patbot shows that someone else wrote (a token name, a
 // reason, a repository or login, GitHub's answers) goes through Escape,
-// EscapeLines or Plain, on every surface: cards, fallback text, modals,
+// Quote or Plain, on every surface: cards, fallback text, modals,
 // DMs, listings. They make sure such text reads as text:
 //   - inline text loses line breaks and backticks, so that it cannot end a
 //     code span or start a line of its own;
 //   - bidirectional and zero-width controls are removed everywhere, so
 //     that text cannot be reordered or hidden (U+202E turns "exe.txt"
 //     into what looks like "txt.exe");
-//   - in Mrkdwn, &, < and > are escaped: Slack reads only those as markup,
+//   - in mrkdwn, &, < and > are escaped: Slack reads only those as markup,
 //     and this stops <!channel>, <@U…> and links from being injected.
 
-// Escape makes text safe inline in Mrkdwn.
+// Escape makes text safe inline in mrkdwn.
 func Escape(s string) string { return mrkdwnEscaper.Replace(cleanText(s, false)) }
 
-// EscapeLines makes text safe in Mrkdwn where it may span lines (a reason,
+// escapeLines makes text safe in mrkdwn where it may span lines (a reason,
 // quoted).
-func EscapeLines(s string) string { return mrkdwnEscaper.Replace(cleanText(s, true)) }
+func escapeLines(s string) string { return mrkdwnEscaper.Replace(cleanText(s, true)) }
 
 var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/patbot/patbot/bot/view"
+
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/github"
 )
@@ -28,8 +30,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "✓ configuration: %d %s, %d Slack %s mapped to GitHub logins\n",
-		len(cfg.Bot.Orgs), plural(len(cfg.Bot.Orgs), "organization", "organizations"),
-		len(cfg.Bot.Users), plural(len(cfg.Bot.Users), "user", "users"))
+		len(cfg.Bot.Orgs), view.Plural(len(cfg.Bot.Orgs), "organization", "organizations"),
+		len(cfg.Bot.Users), view.Plural(len(cfg.Bot.Users), "user", "users"))
 
 	gh, err := github.New(github.Config{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, BaseURL: cfg.GitHubAPIURL})
 	if err != nil {
@@ -52,16 +54,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "%s %s: %s\n", mark, r.What, r.Detail)
 	}
 	if failed > 0 {
-		fmt.Fprintf(stdout, "\n%d %s to fix.\n", failed, plural(failed, "problem", "problems"))
+		fmt.Fprintf(stdout, "\n%d %s to fix.\n", failed, view.Plural(failed, "problem", "problems"))
 		return exitFailed
 	}
 	fmt.Fprintln(stdout, "\nAll checks passed.")
 	return exitOK
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
