@@ -62,7 +62,7 @@ func Mrkdwn(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
 }
 
-// Plain is a Plain-text object: Slack shows it as it is, so it needs no
+// Plain is a plain-text object: Slack shows it as it is, so it needs no
 // escaping, only the cleaning of text shown inline.
 func Plain(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, cleanText(text, false), true, false)
@@ -105,7 +105,7 @@ func TokenName(r store.Request) string {
 	return Truncate(r.TokenName, maxTokenName)
 }
 
-// Card returns the card's blocks and the Plain-text fallback that
+// Card returns the card's blocks and the plain-text fallback that
 // notifications show.
 func Card(c CardView) ([]slack.Block, string) {
 	r := c.Req
@@ -207,7 +207,7 @@ func reasonText(reason string) string {
 	return Quote(reason)
 }
 
-// Quote shows someone's words (a reason) as a Mrkdwn Quote, cut to
+// Quote shows someone's words (a reason) as a mrkdwn quote, cut to
 // maxReasonShown.
 func Quote(text string) string {
 	return ">" + strings.ReplaceAll(escapeLines(Truncate(text, maxReasonShown)), "\n", "\n>")

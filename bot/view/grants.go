@@ -42,7 +42,7 @@ type GrantsView struct {
 	ExpireSoon  int
 	NeverExpire int
 	Orgs        []string // orgs listed
-	Notes       []string // orgs not listed, and why (Mrkdwn, escaped)
+	Notes       []string // orgs not listed, and why (mrkdwn, escaped)
 	Now         time.Time
 }
 
