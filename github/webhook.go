@@ -1,6 +1,7 @@
 package github
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -54,16 +55,8 @@ func Sign(secret, body []byte) string {
 // VerifySignature checks an X-Hub-Signature-256 header against the raw body
 // in constant time.
 func VerifySignature(secret, body []byte, header string) error {
-	want, err := parseSignature(header)
-	if err != nil {
-		return err
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	if !hmac.Equal(want, mac.Sum(nil)) {
-		return ErrBadSignature
-	}
-	return nil
+	_, err := VerifySignatureReader(secret, bytes.NewReader(body), header)
+	return err
 }
 
 // VerifySignatureReader checks the signature over everything body yields,

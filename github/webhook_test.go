@@ -53,6 +53,11 @@ func TestVerifySignatureMatrix(t *testing.T) {
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
+			// The streaming check agrees, and counts what it read.
+			n, err := VerifySignatureReader(tc.secret, bytes.NewReader(tc.body), tc.header)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) || n != int64(len(tc.body)) {
+				t.Fatalf("streaming: %d bytes, %v; want %d, %v", n, err, len(tc.body), tc.want)
+			}
 		})
 	}
 }
