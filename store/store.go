@@ -21,6 +21,7 @@ type Store interface {
 	Timers
 	Requests
 	Audit
+	Links
 	// Ping reports whether the store is usable (readiness).
 	Ping() error
 	// Close releases the store; work waiting to be written fails.
@@ -68,12 +69,13 @@ type Export struct {
 	Requests   []Request
 	Audit      []AuditEvent
 	Cursors    map[string]uint64
+	Links      []Link // sign-ins in progress are not moved: they last minutes
 }
 
 // Counts sums up an Export, to check a copy.
 func (e Export) Counts() map[string]int {
 	return map[string]int{"deliveries": len(e.Deliveries), "jobs": len(e.Jobs), "timers": len(e.Timers),
-		"requests": len(e.Requests), "audit events": len(e.Audit), "cursors": len(e.Cursors)}
+		"requests": len(e.Requests), "audit events": len(e.Audit), "cursors": len(e.Cursors), "links": len(e.Links)}
 }
 
 // Exporter reads a whole store, in one transaction.
@@ -347,17 +349,27 @@ type Job struct {
 type AuditEvent struct {
 	Seq       uint64    `json:"seq"`
 	At        time.Time `json:"at"`
-	Kind      string    `json:"kind"` // decision, refused, failed, revocation
+	Kind      string    `json:"kind"` // decision, refused, failed, revocation, link, unlink
 	Org       string    `json:"org"`
 	RequestID int64     `json:"request_id,omitempty"`
 	GrantID   int64     `json:"grant_id,omitempty"`
 	Action    string    `json:"action,omitempty"` // approve, deny, revoke
 	Actor     string    `json:"actor,omitempty"`  // GitHub login
+	ActorID   int64     `json:"actor_id,omitempty"` // GitHub user id, when the actor signed in to GitHub
+	// As is whom GitHub saw make a decision or revocation: AsApprover
+	// (the actor's own token) or AsApp (the App's installation).
+	As string `json:"as,omitempty"`
 	SlackUser string    `json:"slack_user,omitempty"`
 	Source    Source    `json:"source,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	Detail    string    `json:"detail,omitempty"` // why refused, what failed
 }
+
+// Who GitHub saw act (AuditEvent.As).
+const (
+	AsApp      = "app"
+	AsApprover = "approver"
+)
 
 // AuditFilter narrows AuditEvents. Zero fields do not filter.
 type AuditFilter struct {

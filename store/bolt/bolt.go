@@ -198,7 +198,8 @@ func (db *DB) init() error {
 				return fmt.Errorf("migrate schema 1 to %d: %w", SchemaVersion, err)
 			}
 		}
-		for _, name := range [][]byte{bucketDeliveries, bucketJobs, bucketRequests, bucketAudit, bucketTimers, bucketTimersDue, bucketTimersKeys} {
+		for _, name := range [][]byte{bucketDeliveries, bucketJobs, bucketRequests, bucketAudit, bucketTimers, bucketTimersDue, bucketTimersKeys,
+			bucketLinks, bucketLinksByGitHub, bucketSignIns} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

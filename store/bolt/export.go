@@ -59,6 +59,14 @@ func (db *DB) ExportAll() (store.Export, error) {
 			})
 		}
 		if err == nil {
+			err = each(bucketLinks, func(_, v []byte) error {
+				var l store.Link
+				err := decode(v, &l)
+				e.Links = append(e.Links, l)
+				return err
+			})
+		}
+		if err == nil {
 			err = each(bucketMeta, func(k, v []byte) error {
 				if name, ok := bytes.CutPrefix(k, []byte("cursor:")); ok && len(v) == 8 {
 					e.Cursors[string(name)] = btoi(v)

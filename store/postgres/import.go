@@ -26,7 +26,7 @@ func (db *DB) ImportAll(e store.Export) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM deliveries) + (SELECT count(*) FROM jobs) + (SELECT count(*) FROM timers)
-			+ (SELECT count(*) FROM requests) + (SELECT count(*) FROM audit) + (SELECT count(*) FROM cursors)`).Scan(&n); err != nil {
+			+ (SELECT count(*) FROM requests) + (SELECT count(*) FROM audit) + (SELECT count(*) FROM cursors) + (SELECT count(*) FROM links)`).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
@@ -107,6 +107,17 @@ func (db *DB) ImportAll(e store.Export) error {
 		if err := copyRows(ctx, tx, "cursors", []string{"name", "value"}, rows); err != nil {
 			return err
 		}
+		rows = rows[:0]
+		for _, l := range e.Links {
+			record, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, []any{l.SlackUser, l.GitHubID, record})
+		}
+		if err := copyRows(ctx, tx, "links", []string{"slack_user", "github_id", "record"}, rows); err != nil {
+			return err
+		}
 		// The next numbers follow the copied ones.
 		for _, seq := range []struct{ sequence, table, column string }{
 			{"jobs_id_seq", "jobs", "id"}, {"timers_id_seq", "timers", "id"}, {"audit_seq_seq", "audit", "seq"},
@@ -178,6 +189,12 @@ func (db *DB) ExportAll() (store.Export, error) {
 			return err
 		}
 		if e.Audit, err = pgx.CollectRows(rows, pgx.RowTo[store.AuditEvent]); err != nil {
+			return err
+		}
+		if rows, err = tx.Query(ctx, `SELECT record FROM links ORDER BY slack_user`); err != nil {
+			return err
+		}
+		if e.Links, err = pgx.CollectRows(rows, pgx.RowTo[store.Link]); err != nil {
 			return err
 		}
 		if rows, err = tx.Query(ctx, `SELECT name, value FROM cursors`); err != nil {

@@ -54,6 +54,9 @@ func Run(t *testing.T, b Backend) {
 		{"NextTimerDue", testNextTimerDue},
 		{"TimersSurviveReopen", testTimersSurviveReopen},
 		{"TimersClaimedOnce", testTimersClaimedOnce},
+		{"LinksOneToOne", testLinksOneToOne},
+		{"UpdateLinkSerializes", testUpdateLinkSerializes},
+		{"SignInsTakenOnce", testSignInsTakenOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
 	}
