@@ -58,9 +58,10 @@ func (c *Client) ListGrants(ctx context.Context, org string, owners ...string) (
 	return listAll[Grant](ctx, c, org, "list grants of "+org, "orgs/"+url.PathEscape(org)+"/personal-access-tokens", q)
 }
 
-// ReviewRequest approves or denies one pending request. GitHub answers 204;
-// a request that is no longer pending gives an APIError (404 or 422).
-func (c *Client) ReviewRequest(ctx context.Context, org string, requestID int64, r Review) error {
+// ReviewRequest approves or denies one pending request, as the App or, with
+// a user token, as that user (who must be an owner of org). GitHub answers
+// 204; a request that is no longer pending gives an APIError (404 or 422).
+func (c *Client) ReviewRequest(ctx context.Context, org string, requestID int64, r Review, as UserToken) error {
 	if r.Action != ActionApprove && r.Action != ActionDeny {
 		return fmt.Errorf("github: review request %s/%d: unknown action %q", org, requestID, r.Action)
 	}
@@ -70,7 +71,7 @@ func (c *Client) ReviewRequest(ctx context.Context, org string, requestID int64,
 		opts.Reason = &reason
 	}
 	op := fmt.Sprintf("review request %s/%d", org, requestID)
-	g, err := c.forOrg(ctx, org)
+	g, err := c.clientFor(ctx, org, as)
 	if err != nil {
 		return err
 	}
@@ -89,9 +90,14 @@ func TruncateReason(s string) string {
 	return string(r[:MaxReasonLength])
 }
 
-// RevokeGrant revokes one token's access to org; patID is Grant.ID.
-func (c *Client) RevokeGrant(ctx context.Context, org string, patID int64) error {
-	return c.call(ctx, org, fmt.Sprintf("revoke grant %s/%d", org, patID), http.MethodPost,
+// RevokeGrant revokes one token's access to org, as the App or, with a
+// user token, as that user; patID is Grant.ID.
+func (c *Client) RevokeGrant(ctx context.Context, org string, patID int64, as UserToken) error {
+	g, err := c.clientFor(ctx, org, as)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, g, fmt.Sprintf("revoke grant %s/%d", org, patID), http.MethodPost,
 		fmt.Sprintf("orgs/%s/personal-access-tokens/%d", url.PathEscape(org), patID),
 		map[string]string{"action": "revoke"}, nil)
 }

@@ -225,7 +225,7 @@ func TestReviewRequest(t *testing.T) {
 	fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}, TokenID: 9})
 	fake.AddRequest("acme", github.PendingRequest{ID: 2, Owner: github.User{Login: "a", ID: 1}})
 
-	if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); err != nil {
+	if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, ""); err != nil {
 		t.Fatal(err)
 	}
 	d, ok := fake.Review("acme", 1)
@@ -241,7 +241,7 @@ func TestReviewRequest(t *testing.T) {
 	}
 
 	long := strings.Repeat("x", 2000)
-	if err := c.ReviewRequest(ctx, "acme", 2, github.Review{Action: github.ActionDeny, Reason: long}); err != nil {
+	if err := c.ReviewRequest(ctx, "acme", 2, github.Review{Action: github.ActionDeny, Reason: long}, ""); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = fake.Review("acme", 2)
@@ -250,11 +250,11 @@ func TestReviewRequest(t *testing.T) {
 	}
 
 	// Already reviewed: GitHub no longer has it pending.
-	err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove})
+	err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, "")
 	if !errors.Is(err, github.ErrNotFound) {
 		t.Fatalf("second review: %v, want ErrNotFound", err)
 	}
-	if err := c.ReviewRequest(ctx, "acme", 3, github.Review{Action: "maybe"}); err == nil {
+	if err := c.ReviewRequest(ctx, "acme", 3, github.Review{Action: "maybe"}, ""); err == nil {
 		t.Error("unknown action sent")
 	}
 }
@@ -267,20 +267,20 @@ func TestErrorsAreClassified(t *testing.T) {
 
 	// A rate limit that lasts longer than patbot waits is returned.
 	fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 60, Times: 1})
-	err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove})
+	err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, "")
 	var apiErr *github.APIError
 	if !errors.As(err, &apiErr) || !errors.Is(err, github.ErrRateLimited) || apiErr.RetryAfter != 60*time.Second {
 		t.Fatalf("429: %#v", err)
 	}
 
 	fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusUnprocessableEntity, Times: 1})
-	err = c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove})
+	err = c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, "")
 	if github.StatusCode(err) != http.StatusUnprocessableEntity || errors.Is(err, github.ErrRateLimited) {
 		t.Fatalf("422: %v", err)
 	}
 
 	fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusBadGateway, Times: 1})
-	err = c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove})
+	err = c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, "")
 	if github.StatusCode(err) != http.StatusBadGateway {
 		t.Fatalf("502: %v", err)
 	}
@@ -289,7 +289,7 @@ func TestErrorsAreClassified(t *testing.T) {
 	}
 
 	// After the faults, the call goes through.
-	if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); err != nil {
+	if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -315,7 +315,7 @@ func TestTimeout(t *testing.T) {
 func TestRevokeGrant(t *testing.T) {
 	fake, c := setup(t)
 	fake.AddGrant("acme", github.Grant{ID: 77, Owner: github.User{Login: "a", ID: 1}})
-	if err := c.RevokeGrant(context.Background(), "acme", 77); err != nil {
+	if err := c.RevokeGrant(context.Background(), "acme", 77, ""); err != nil {
 		t.Fatal(err)
 	}
 	if g := fake.Grants("acme"); len(g) != 0 {
@@ -326,7 +326,7 @@ func TestRevokeGrant(t *testing.T) {
 	if len(calls) != 1 || json.Unmarshal(calls[0].Body, &body) != nil || body["action"] != "revoke" {
 		t.Errorf("revoke calls = %+v", calls)
 	}
-	if err := c.RevokeGrant(context.Background(), "acme", 77); !errors.Is(err, github.ErrNotFound) {
+	if err := c.RevokeGrant(context.Background(), "acme", 77, ""); !errors.Is(err, github.ErrNotFound) {
 		t.Errorf("revoking twice: %v, want ErrNotFound", err)
 	}
 }
@@ -396,7 +396,7 @@ func TestMissingPermissionIs403(t *testing.T) {
 	if _, err := c.ListGrants(context.Background(), "acme"); err != nil {
 		t.Fatal(err)
 	}
-	err := c.RevokeGrant(context.Background(), "acme", 1)
+	err := c.RevokeGrant(context.Background(), "acme", 1, "")
 	if github.StatusCode(err) != http.StatusForbidden {
 		t.Fatalf("revoke with read permission: %v, want 403", err)
 	}
@@ -478,7 +478,7 @@ func TestRetries(t *testing.T) {
 		fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}})
 		path := "/orgs/acme/personal-access-token-requests/1"
 		fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusBadGateway, Times: 1})
-		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); github.StatusCode(err) != http.StatusBadGateway {
+		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, ""); github.StatusCode(err) != http.StatusBadGateway {
 			t.Fatalf("got %v", err)
 		}
 		if n := len(fake.CallsTo(http.MethodPost, path)); n != 1 {
@@ -490,7 +490,7 @@ func TestRetries(t *testing.T) {
 		fake.AddRequest("acme", github.PendingRequest{ID: 1, Owner: github.User{Login: "a", ID: 1}})
 		path := "/orgs/acme/personal-access-token-requests/1"
 		fake.Fail(githubtest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 1, Times: 1})
-		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}); err != nil {
+		if err := c.ReviewRequest(ctx, "acme", 1, github.Review{Action: github.ActionApprove}, ""); err != nil {
 			t.Fatal(err)
 		}
 		if d, ok := fake.Review("acme", 1); !ok || d.Action != "approve" {

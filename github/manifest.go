@@ -11,11 +11,14 @@ import (
 // AppManifest is a GitHub App manifest: what GitHub needs to create the App
 // patbot runs as, in one step.
 type AppManifest struct {
-	Name               string            `json:"name"`
-	URL                string            `json:"url"` // homepage, required
-	Description        string            `json:"description,omitempty"`
-	HookAttributes     HookAttributes    `json:"hook_attributes"`
-	RedirectURL        string            `json:"redirect_url"`
+	Name           string         `json:"name"`
+	URL            string         `json:"url"` // homepage, required
+	Description    string         `json:"description,omitempty"`
+	HookAttributes HookAttributes `json:"hook_attributes"`
+	RedirectURL    string         `json:"redirect_url"`
+	// CallbackURLs are where GitHub may send a user who signed in to
+	// patbot (at most 10).
+	CallbackURLs       []string          `json:"callback_urls,omitempty"`
 	Public             bool              `json:"public"`
 	DefaultPermissions map[string]string `json:"default_permissions"`
 	DefaultEvents      []string          `json:"default_events"`
@@ -28,11 +31,13 @@ type HookAttributes struct {
 }
 
 // AppCredentials are what GitHub returns once it has created an App from a
-// manifest. WebhookSecret and PEM are secrets.
+// manifest. ClientSecret, WebhookSecret and PEM are secrets.
 type AppCredentials struct {
 	ID            int64
 	Slug          string
 	HTMLURL       string
+	ClientID      string
+	ClientSecret  string
 	WebhookSecret string
 	PEM           string
 }
@@ -55,5 +60,6 @@ func CompleteAppManifest(ctx context.Context, baseURL, code string) (AppCredenti
 	if err := wrapError("convert the app manifest", resp, err); err != nil {
 		return AppCredentials{}, err
 	}
-	return AppCredentials{ID: cfg.GetID(), Slug: cfg.GetSlug(), HTMLURL: cfg.GetHTMLURL(), WebhookSecret: cfg.GetWebhookSecret(), PEM: cfg.GetPEM()}, nil
+	return AppCredentials{ID: cfg.GetID(), Slug: cfg.GetSlug(), HTMLURL: cfg.GetHTMLURL(),
+		ClientID: cfg.GetClientID(), ClientSecret: cfg.GetClientSecret(), WebhookSecret: cfg.GetWebhookSecret(), PEM: cfg.GetPEM()}, nil
 }

@@ -31,6 +31,22 @@ func noteAuth(r *http.Request, kind string, installationID int64) {
 	}
 }
 
+// noteUser notes, on the call being recorded, the user a user token
+// belongs to.
+func noteUser(r *http.Request, login string) {
+	if c, ok := r.Context().Value(authKey{}).(*Call); ok {
+		c.Auth, c.User = "user", login
+	}
+}
+
+// actingUser is the user whose token a call carries ("" for the App).
+func actingUser(r *http.Request) string {
+	if c, ok := r.Context().Value(authKey{}).(*Call); ok {
+		return c.User
+	}
+	return ""
+}
+
 // app requires a valid App JWT, as GitHub does for /app/... and the
 // installation lookup.
 func (s *Server) app(h http.HandlerFunc) http.HandlerFunc {
@@ -109,6 +125,10 @@ func (s *Server) installation(permission, level string, h func(w http.ResponseWr
 		tok, ok := strings.CutPrefix(auth, "token ")
 		if !ok {
 			tok, _ = strings.CutPrefix(auth, "Bearer ")
+		}
+		if strings.HasPrefix(tok, userTokenPrefix) {
+			s.asOwner(w, r, tok, h)
+			return
 		}
 		s.mu.Lock()
 		it, known := s.tokens[tok]

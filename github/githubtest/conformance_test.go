@@ -225,18 +225,18 @@ func TestFakeAnswersMatchGitHubSchemas(t *testing.T) {
 	if _, err := c.ListGrants(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ReviewRequest(ctx, "acme", 10, github.Review{Action: github.ActionDeny, Reason: "too broad"}); err != nil {
+	if err := c.ReviewRequest(ctx, "acme", 10, github.Review{Action: github.ActionDeny, Reason: "too broad"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.ReviewRequest(ctx, "acme", 10, github.Review{Action: github.ActionDeny}) // 404: no longer pending
+	_ = c.ReviewRequest(ctx, "acme", 10, github.Review{Action: github.ActionDeny}, "") // 404: no longer pending
 	repos, err := c.ListGrantRepositories(ctx, "acme", 30)
 	if err != nil || len(repos) != 1 || repos[0].FullName != "acme/api" || !repos[0].Private {
 		t.Fatalf("grant repositories = %+v, %v", repos, err)
 	}
-	if err := c.RevokeGrant(ctx, "acme", 30); err != nil {
+	if err := c.RevokeGrant(ctx, "acme", 30, ""); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.RevokeGrant(ctx, "acme", 30) // 404
+	_ = c.RevokeGrant(ctx, "acme", 30, "") // 404
 
 	checks := []struct {
 		key, specPath, method string

@@ -125,7 +125,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, o *org) {
 	}
 	pr := o.requests[i]
 	o.requests = slices.Delete(o.requests, i, i+1)
-	o.reviews[id] = Decision{Action: body.Action, Reason: reason, At: time.Now()}
+	o.reviews[id] = Decision{Action: body.Action, Reason: reason, At: time.Now(), By: actingUser(r)}
 	if body.Action == github.ActionApprove {
 		s.nextID++
 		o.grants = append(o.grants, github.Grant{

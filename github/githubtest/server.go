@@ -43,8 +43,9 @@ type Options struct {
 // Server is a running fake GitHub API.
 type Server struct {
 	// URL is the REST base URL to configure clients with, ending in
-	// /api/v3/.
+	// /api/v3/; WebURL is where users sign in, ending in /.
 	URL           string
+	WebURL        string
 	AppID         int64
 	PrivateKeyPEM []byte
 
@@ -64,6 +65,7 @@ type Server struct {
 	faults   []*Fault
 	nextID   int64
 	codes    map[string]bool // manifest codes not yet converted
+	auth     userAuth
 	// WebhookSecret is what a manifest conversion hands back.
 	WebhookSecret string
 }
@@ -74,14 +76,20 @@ type Call struct {
 	Path   string // without the /api/v3 prefix
 	Query  url.Values
 	Body   []byte
-	// Auth is "jwt", "installation" or "" for what the Authorization
-	// header carried; InstallationID is the installation of a valid token.
+	// Auth is "jwt", "installation", "user", "client" (the App's client
+	// id and secret) or "" for what the Authorization header carried;
+	// InstallationID is the installation of a valid installation token,
+	// User the account of a valid user token.
 	Auth           string
 	InstallationID int64
+	User           string
 	Status         int
 	// OutsidePrefix marks a call that missed /api/v3: a client that
 	// dropped its base path or followed an absolute URL it built itself.
 	OutsidePrefix bool
+	// Web marks a call to the web flow (/login/oauth/...), outside the
+	// API.
+	Web bool
 	// At is when the call arrived.
 	At time.Time
 }
@@ -133,6 +141,7 @@ type Decision struct {
 	Action string
 	Reason string
 	At     time.Time // when the fake accepted it
+	By     string    // the owner whose user token made it; "" for the App
 }
 
 // New starts a fake GitHub API. Close it when done.
@@ -159,10 +168,12 @@ func New(opts Options) (*Server, error) {
 		tokens:        map[string]issuedToken{},
 		nextID:        900000,
 		codes:         map[string]bool{},
+		auth:          newUserAuth(),
 		WebhookSecret: "whsec_githubtest",
 	}
 	s.srv = httptest.NewServer(s.routes())
 	s.URL = s.srv.URL + Prefix + "/"
+	s.WebURL = s.srv.URL + "/"
 	return s, nil
 }
 
@@ -302,6 +313,13 @@ func (s *Server) Heal() {
 	s.faults = nil
 }
 
+// record adds a call that is complete on arrival.
+func (s *Server) record(c Call) {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	s.calls = append(s.calls, c)
+}
+
 // Calls returns every call received so far.
 func (s *Server) Calls() []Call {
 	s.callsMu.Lock()
@@ -354,13 +372,25 @@ func (s *Server) routes() http.Handler {
 	}
 	api.HandleFunc("GET /orgs/{org}/memberships/{user}", s.installation("members", "read", s.getMembership))
 	api.HandleFunc("GET /orgs/{org}/teams/{team}/memberships/{user}", s.installation("members", "read", s.getTeamMembership))
+	api.HandleFunc("GET /user", s.getUser)
+	api.HandleFunc("DELETE /applications/{client_id}/grant", s.deleteGrant)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found")
 	})
 
+	web := http.NewServeMux()
+	s.webRoutes(web)
+
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		path, ok := strings.CutPrefix(r.URL.Path, Prefix)
+		if !ok && strings.HasPrefix(r.URL.Path, "/login/oauth/") {
+			// The web flow, where browsers and the token exchange go.
+			s.record(Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body, Web: true, At: time.Now()})
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			web.ServeHTTP(w, r)
+			return
+		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		call := Call{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, OutsidePrefix: !ok, At: time.Now()}
 		// Recorded on arrival, so that calls still being answered count;
@@ -372,7 +402,7 @@ func (s *Server) routes() http.Handler {
 		rec.sent = func(status int) {
 			s.callsMu.Lock()
 			s.calls[index].Status = status
-			s.calls[index].Auth, s.calls[index].InstallationID = call.Auth, call.InstallationID
+			s.calls[index].Auth, s.calls[index].InstallationID, s.calls[index].User = call.Auth, call.InstallationID, call.User
 			s.callsMu.Unlock()
 		}
 		defer func() {
@@ -420,7 +450,7 @@ func (s *Server) convertManifest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"id": s.AppID, "slug": "patbot", "node_id": "A_patbot", "name": "patbot",
 		"owner":    map[string]any{"login": "acme", "type": "Organization"},
-		"html_url": "https://github.com/apps/patbot", "client_id": "Iv1.patbot", "client_secret": "client-secret",
+		"html_url": "https://github.com/apps/patbot", "client_id": ClientID, "client_secret": ClientSecret,
 		"webhook_secret": s.WebhookSecret, "pem": string(s.PrivateKeyPEM),
 		"created_at": time.Now().UTC().Format(time.RFC3339), "updated_at": time.Now().UTC().Format(time.RFC3339),
 	})
