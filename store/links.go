@@ -80,7 +80,8 @@ type SignIn struct {
 	Key       string    `json:"key"`
 	Stage     string    `json:"stage"`
 	SlackUser string    `json:"slack_user"`
-	SlackTeam string    `json:"slack_team,omitempty"`
+	SlackName string    `json:"slack_name,omitempty"` // as Slack sent it with the command
+	SlackTeam string    `json:"slack_team,omitempty"` // the workspace's domain
 	Expires   time.Time `json:"expires"`
 	// Secret is what the next step needs, sealed: the PKCE verifier, or
 	// the user's token pair awaiting confirmation.

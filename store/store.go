@@ -353,16 +353,16 @@ type AuditEvent struct {
 	Org       string    `json:"org"`
 	RequestID int64     `json:"request_id,omitempty"`
 	GrantID   int64     `json:"grant_id,omitempty"`
-	Action    string    `json:"action,omitempty"` // approve, deny, revoke
-	Actor     string    `json:"actor,omitempty"`  // GitHub login
+	Action    string    `json:"action,omitempty"`   // approve, deny, revoke
+	Actor     string    `json:"actor,omitempty"`    // GitHub login
 	ActorID   int64     `json:"actor_id,omitempty"` // GitHub user id, when the actor signed in to GitHub
 	// As is whom GitHub saw make a decision or revocation: AsApprover
 	// (the actor's own token) or AsApp (the App's installation).
-	As string `json:"as,omitempty"`
-	SlackUser string    `json:"slack_user,omitempty"`
-	Source    Source    `json:"source,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Detail    string    `json:"detail,omitempty"` // why refused, what failed
+	As        string `json:"as,omitempty"`
+	SlackUser string `json:"slack_user,omitempty"`
+	Source    Source `json:"source,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Detail    string `json:"detail,omitempty"` // why refused, what failed
 }
 
 // Who GitHub saw act (AuditEvent.As).
