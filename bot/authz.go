@@ -21,6 +21,7 @@ const maxAuthzEntries = 10_000
 // verdict says whether a GitHub login may decide an org's requests, and why.
 type verdict struct {
 	allowed bool
+	owner   bool   // an active owner, not only an approver team's member
 	why     string // "an owner of acme", or why not
 }
 
@@ -90,7 +91,7 @@ func (a *authorizer) ask(ctx context.Context, org Org, login string) (verdict, e
 	case err != nil:
 		return verdict{}, err
 	case m.ActiveOwner():
-		return verdict{allowed: true, why: "an owner of " + org.Login}, nil
+		return verdict{allowed: true, owner: true, why: "an owner of " + org.Login}, nil
 	case !m.Active():
 		return verdict{why: fmt.Sprintf("%s's membership of %s is not active", login, org.Login)}, nil
 	}

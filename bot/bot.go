@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/scheduler"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
@@ -43,7 +44,26 @@ type Org struct {
 	Login         string   // as configured
 	Channel       string   // Slack channel ID that receives its requests
 	ApproverTeams []string // team slugs whose members may decide, besides owners
+	// Identity is IdentityLinked when only Slack users who signed in to
+	// GitHub may decide or see others' tokens; "" lets the users map
+	// serve those who have not.
+	Identity string
+	// DecideAs is whom GitHub sees decide and revoke: DecideAsApp (the
+	// App's installation, the default) or DecideAsApprover (the
+	// approver's own token: only owners then).
+	DecideAs string
 }
+
+// Org settings' values.
+const (
+	IdentityLinked   = "linked"
+	DecideAsApp      = "app"
+	DecideAsApprover = "approver"
+)
+
+// asApprover reports whether o's decisions are made with the approver's
+// own token.
+func (o Org) asApprover() bool { return o.DecideAs == DecideAsApprover }
 
 // Config is who and what patbot serves: the orgs and the people it knows.
 type Config struct {
@@ -86,14 +106,15 @@ func (p Config) Org(login string) (Org, bool) {
 type GitHub interface {
 	RememberInstallation(org string, installationID int64)
 	ListRequests(ctx context.Context, org string, f github.RequestFilter) ([]github.PendingRequest, error)
-	ReviewRequest(ctx context.Context, org string, requestID int64, r github.Review) error
+	ReviewRequest(ctx context.Context, org string, requestID int64, r github.Review, as github.UserToken) error
 	OrgMembership(ctx context.Context, org, login string) (github.Membership, error)
 	TeamMembership(ctx context.Context, org, team, login string) (github.Membership, error)
 	ListGrants(ctx context.Context, org string, owners ...string) ([]github.Grant, error)
 	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
 	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
-	RevokeGrant(ctx context.Context, org string, patID int64) error
+	RevokeGrant(ctx context.Context, org string, patID int64, as github.UserToken) error
 	App(ctx context.Context) (github.App, error)
+	identity.GitHub
 }
 
 var _ GitHub = (*github.Client)(nil)
@@ -123,6 +144,9 @@ type Deps struct {
 	// GitHubWebURL is where links on cards point: https://github.com, or a
 	// GitHub Enterprise Server host. Default https://github.com.
 	GitHubWebURL string
+	// Linking, when set, lets Slack users link their GitHub accounts
+	// (/pat link) and approvers decide as themselves.
+	Linking *Linking
 	Logger       *slog.Logger
 	Metrics      prometheus.Registerer
 
@@ -173,6 +197,15 @@ type Deps struct {
 	Clock Clock
 }
 
+// Linking is what linking Slack users to GitHub accounts needs.
+type Linking struct {
+	// Flow is the App's web flow; its RedirectURL is patbot's callback
+	// (PATBOT_PUBLIC_URL + identity.CallbackPath).
+	Flow github.WebFlow
+	// Keys seal user tokens at rest.
+	Keys *identity.Keyring
+}
+
 // Clock tells the time and waits by it. Tests inject one they can move.
 type Clock interface {
 	Now() time.Time
@@ -205,6 +238,7 @@ type Bot struct {
 	signingSecret string
 	webURL        string
 	authz         *authorizer
+	identity      *identity.Service // nil when linking is off
 	cardLocks     cardLocks
 	// responseClient posts to Slack response URLs, with a timeout and
 	// without following redirects; responsePrefixes are the URLs allowed.
@@ -313,6 +347,22 @@ func New(d Deps) (*Bot, error) {
 	}
 	b.slack = observedSlack{Slack: d.Slack, result: b.slackResult}
 	b.SetConfig(d.Config)
+	if d.Linking != nil {
+		var err error
+		b.identity, err = identity.New(identity.Config{Store: d.Store, GitHub: d.GitHub, Flow: d.Linking.Flow, Keys: d.Linking.Keys,
+			Now: d.Clock.Now, Logger: d.Logger, Linked: b.linked,
+			Configured: func(slackUser string) (string, bool) { login, ok := b.config().Users[slackUser]; return login, ok }})
+		if err != nil {
+			return nil, fmt.Errorf("bot: %w", err)
+		}
+		n, err := b.identity.Rekey()
+		if err != nil {
+			return nil, fmt.Errorf("bot: %w", err)
+		}
+		if n > 0 {
+			b.log.Info("user tokens sealed again under the current secret key", "count", n)
+		}
+	}
 	unfinished, err := d.Store.JobIDs()
 	if err != nil {
 		return nil, fmt.Errorf("bot: load unfinished jobs: %w", err)
@@ -422,6 +472,7 @@ func (b *Bot) pruneAll(ctx context.Context) {
 	b.prune(ctx, "delivery markers", now.Add(-b.deliveryRetention), b.store.PruneDeliveries)
 	b.prune(ctx, "request records", now.Add(-b.requestRetention), b.store.PruneRequests)
 	b.prune(ctx, "audit events", now.Add(-b.auditRetention), b.store.PruneAudit)
+	b.prune(ctx, "expired sign-ins", now, b.store.PruneSignIns)
 }
 
 // prune deletes what is older than cutoff in batches, so that no single

@@ -40,11 +40,6 @@ func (b *Bot) cardView(r store.Request) view.CardView {
 	return view.CardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
 }
 
-// slackUserOf returns the Slack user mapped to a GitHub login, or "".
-func (b *Bot) slackUserOf(login string) string {
-	return b.config().slackByLogin[strings.ToLower(login)]
-}
-
 func cardOptions(blocks []slack.Block, text string) []slack.MsgOption {
 	return []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
 }
@@ -228,15 +223,6 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	if user == "" || r.Decision == nil {
 		return
 	}
-	var ch *slack.Channel
-	err := retrySlack(ctx, func() (err error) {
-		ch, _, _, err = b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-		return err
-	})
-	if err != nil {
-		b.log.Warn("cannot open a DM with the requester", "slack_user", user, "err", err)
-		return
-	}
 	card := b.cardView(r)
 	verb := "approved"
 	if r.State == store.StateDenied {
@@ -247,8 +233,21 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 		text += "\n" + view.Quote(r.Decision.Reason)
 	}
 	text += fmt.Sprintf("\n<%s|Open in GitHub>", card.RequestURL())
-	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
-	if err != nil {
+	if err := b.dm(ctx, user, text); err != nil {
 		b.log.Warn("cannot DM the requester", "slack_user", user, "err", err)
 	}
+}
+
+// dm sends a Slack user a direct message.
+func (b *Bot) dm(ctx context.Context, user, text string) error {
+	var ch *slack.Channel
+	err := retrySlack(ctx, func() (err error) {
+		ch, _, _, err = b.slack.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open a DM: %w", err)
+	}
+	_, _, err = b.slack.PostMessageContext(ctx, ch.ID, slack.MsgOptionText(text, false))
+	return err
 }

@@ -28,6 +28,8 @@ const (
 const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's approved fine-grained tokens (yours by default). " +
 	"Owners and approvers see anyone's, and can revoke them.\n" +
 	"*/pat requests*: pending token requests, with links to their cards.\n" +
+	"*/pat link*: sign in to GitHub, so that patbot knows your account (and can decide as you where your org asks for it).\n" +
+	"*/pat whoami*: the GitHub account patbot knows you by. *`/pat unlink`*: remove the link.\n" +
 	"*/pat help*: this message."
 
 var (
@@ -39,6 +41,7 @@ var (
 type slashCommand struct {
 	Text        string
 	UserID      string
+	UserName    string
 	ChannelID   string
 	TeamDomain  string
 	ResponseURL string
@@ -78,11 +81,11 @@ func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
 	switch m := mentionRE.FindStringSubmatch(target); {
 	case target == "":
 	case m != nil:
-		login, ok := b.config().Users[m[1]]
+		p, ok := b.whoIs(m[1])
 		if !ok {
-			return q, fmt.Sprintf("<@%s> is not linked to a GitHub login in patbot's policy file; name their GitHub login instead: `/pat grants octocat`.", m[1])
+			return q, fmt.Sprintf("patbot does not know <@%s>'s GitHub account; name their GitHub login instead: `/pat grants octocat`.", m[1])
 		}
-		q.Login = login
+		q.Login = p.login
 	case loginRE.MatchString(strings.TrimPrefix(target, "@")):
 		q.Login = strings.TrimPrefix(target, "@")
 	default:
@@ -97,7 +100,7 @@ func (b *Bot) CommandsHandler() http.Handler {
 		if form.Get("user_id") == "" {
 			return nil, fmt.Errorf("%w slash command", errMalformed)
 		}
-		return b.HandleCommand(slashCommand{Text: form.Get("text"), UserID: form.Get("user_id"), ChannelID: form.Get("channel_id"),
+		return b.HandleCommand(slashCommand{Text: form.Get("text"), UserID: form.Get("user_id"), UserName: form.Get("user_name"), ChannelID: form.Get("channel_id"),
 			TeamDomain: form.Get("team_domain"), ResponseURL: form.Get("response_url")}), nil
 	})
 }
@@ -137,6 +140,21 @@ func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
 			return ephemeral("patbot is busy; try again in a moment.")
 		}
 		return ephemeral(":mag: Looking up pending requests…")
+	case "link":
+		why := "Sign in to GitHub to link your GitHub account to your Slack account."
+		if p, ok := b.whoIs(cmd.UserID); ok && p.linked {
+			why = fmt.Sprintf("You are linked to GitHub as *%s*. Sign in again to renew the link (to link another account, `/pat unlink` first).", view.Escape(p.login))
+		}
+		return b.linkPrompt(cmd.UserID, cmd.UserName, cmd.TeamDomain, why)
+	case "whoami", "unlink":
+		answer := b.whoamiMessage
+		if sub == "unlink" {
+			answer = b.unlinkMessage
+		}
+		if err := b.submit(func(ctx context.Context) { b.respond(ctx, cmd.ResponseURL, answer(ctx, cmd)) }); err != nil {
+			return ephemeral("patbot is busy; try again in a moment.")
+		}
+		return ephemeral(":mag: Asking GitHub…")
 	case "", "help":
 		return ephemeral(usage)
 	default:

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
@@ -33,53 +35,84 @@ var (
 
 // approver is a Slack user allowed to decide one request.
 type approver struct {
-	org   Org
-	login string
-	why   string
+	org      Org
+	login    string
+	githubID int64 // when linked
+	why      string
+	// cred is the approver's own token, when the org decides as the
+	// approver.
+	cred *identity.Credential
+}
+
+// as is the token a decision is sent with: the approver's, or "" for the
+// App.
+func (a approver) as() github.UserToken {
+	if a.cred == nil {
+		return ""
+	}
+	return a.cred.Token
+}
+
+// refusal is why a Slack user may not go on; signIn when signing in to
+// GitHub would help.
+type refusal struct {
+	text   string
+	signIn bool
 }
 
 // checkApprover decides whether d.slackUser may decide the request. It
-// returns the refusal to show the user, or "" with the approver. Every
-// refusal is recorded in the audit trail. GitHub is asked afresh (verify)
-// when the answer leads to a decision, and the cache may serve (check)
-// when it only shapes what the user sees.
-func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(context.Context, Org, string) (verdict, error)) (approver, string) {
-	refuse := func(detail, text string, login string) (approver, string) {
-		b.audit(store.AuditEvent{Kind: "refused", Org: d.org, RequestID: d.id, Action: d.action, Actor: login,
+// returns the refusal to show the user, or a zero refusal with the
+// approver. Every refusal is recorded in the audit trail. GitHub is asked
+// afresh (verify) when the answer leads to a decision, and the cache may
+// serve (check) when it only shapes what the user sees.
+func (b *Bot) checkApprover(ctx context.Context, d decisionRequest, ask func(context.Context, Org, string) (verdict, error)) (approver, refusal) {
+	var who person
+	refuse := func(detail, text string) (approver, refusal) {
+		b.audit(store.AuditEvent{Kind: "refused", Org: d.org, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: who.githubID,
 			SlackUser: d.slackUser, Source: store.SourceSlack, Detail: detail})
 		b.metrics.refusals.WithLabelValues(detail).Inc()
-		b.log.Info("decision refused", LogOrg, d.org, LogRequest, d.id, "slack_user", d.slackUser, LogActor, login, "why", detail)
-		return approver{}, text
+		b.log.Info("decision refused", LogOrg, d.org, LogRequest, d.id, "slack_user", d.slackUser, LogActor, who.login, "why", detail)
+		return approver{}, refusal{text: text, signIn: b.identity != nil && (detail == "slack user not mapped" || detail == "not linked")}
 	}
 	org, ok := b.config().Org(d.org)
 	if !ok {
-		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", view.Escape(d.org)), "")
+		return refuse("org not configured", fmt.Sprintf("patbot does not serve the organization %s. Nothing was changed.", view.Escape(d.org)))
 	}
-	login, ok := b.config().Users[d.slackUser]
+	who, ok = b.whoIs(d.slackUser)
 	if !ok {
-		return refuse("slack user not mapped", fmt.Sprintf("Your Slack account is not linked to a GitHub login, so patbot cannot check that you may decide. "+
-			"Ask whoever runs patbot to add `%s: <your GitHub login>` under `users` in its policy file. Nothing was changed.", d.slackUser), "")
+		return refuse("slack user not mapped", b.notLinked(d.slackUser)+" Nothing was changed.")
+	}
+	if !who.acceptedBy(org) || org.asApprover() && !who.linked {
+		why := "decide only as the GitHub account they signed in to"
+		if org.asApprover() {
+			why = "decide only as themselves: patbot sends the decision to GitHub with the approver's own sign-in"
+		}
+		return refuse("not linked", fmt.Sprintf("In %s approvers %s. Sign in to GitHub to link your account; nothing was changed.", view.Escape(org.Login), why))
 	}
 	r, err := b.store.Request(d.org, d.id)
 	if err != nil {
-		return refuse("no record", fmt.Sprintf("patbot has no record of request %d. Nothing was changed.", d.id), login)
+		return refuse("no record", fmt.Sprintf("patbot has no record of request %d. Nothing was changed.", d.id))
 	}
 	if r.State != store.StatePending {
-		return approver{}, b.alreadyText(r)
+		return approver{}, refusal{text: b.alreadyText(r)}
 	}
-	if strings.EqualFold(login, r.Owner) {
-		return refuse("own request", "You cannot decide your own token request: another approver has to. Nothing was changed.", login)
+	if strings.EqualFold(who.login, r.Owner) {
+		return refuse("own request", "You cannot decide your own token request: another approver has to. Nothing was changed.")
 	}
-	v, err := ask(ctx, org, login)
+	v, err := ask(ctx, org, who.login)
 	if err != nil {
-		b.log.Warn("cannot check approver with GitHub", LogOrg, org.Login, LogActor, login, "err", err)
-		return refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was changed; try again in a minute.", describeGitHubError(err)), login)
+		b.log.Warn("cannot check approver with GitHub", LogOrg, org.Login, LogActor, who.login, "err", err)
+		return refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was changed; try again in a minute.", describeGitHubError(err)))
 	}
 	if !v.allowed {
 		return refuse("not authorized", fmt.Sprintf("Only owners of %s%s may decide token requests, and GitHub says %s. Nothing was changed.",
-			view.Escape(org.Login), teamsClause(org), view.Escape(v.why)), login)
+			view.Escape(org.Login), teamsClause(org), view.Escape(v.why)))
 	}
-	return approver{org: org, login: login, why: v.why}, ""
+	if org.asApprover() && !v.owner {
+		return refuse("not an owner", fmt.Sprintf("In %s patbot sends decisions to GitHub as the approver, and GitHub lets only organization owners decide token requests; you are %s. Nothing was changed.",
+			view.Escape(org.Login), view.Escape(v.why)))
+	}
+	return approver{org: org, login: who.login, githubID: who.githubID, why: v.why}, refusal{}
 }
 
 func teamsClause(org Org) string {
@@ -137,13 +170,20 @@ type settlePayload struct {
 // show the outcome. It runs after Slack has been acknowledged.
 func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	log := b.log.With(LogOrg, d.org, LogRequest, d.id, LogAction, d.action, "slack_user", d.slackUser)
-	who, refusal := b.checkApprover(ctx, d, b.authz.verify)
-	if refusal != "" {
-		b.tell(ctx, d.channel, d.slackUser, refusal)
+	who, refused := b.checkApprover(ctx, d, b.authz.verify)
+	if refused.text != "" {
+		b.refuse(ctx, d.channel, d.slackUser, refused)
 		return
 	}
 	log = log.With(LogActor, who.login)
-	claim := &store.Decision{Action: d.action, Actor: who.login, SlackUser: d.slackUser, Reason: d.reason, At: b.now(),
+	if who.org.asApprover() && !b.approverToken(ctx, log, &who, d) {
+		return
+	}
+	as := store.AsApp
+	if who.cred != nil {
+		as = store.AsApprover
+	}
+	claim := &store.Decision{Action: d.action, Actor: who.login, ActorID: who.githubID, As: as, SlackUser: d.slackUser, Reason: d.reason, At: b.now(),
 		Source: store.SourceSlack, Authority: who.why}
 	payload, err := json.Marshal(settlePayload{Org: who.org.Login, ID: d.id, At: claim.At, Channel: d.channel})
 	if err != nil {
@@ -175,7 +215,7 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		return
 	}
 
-	err = b.gh.ReviewRequest(ctx, who.org.Login, d.id, github.Review{Action: d.action, Reason: d.reason})
+	err = b.review(ctx, &who, d)
 	if b.settle(ctx, log, who, d, claim, err) {
 		if err := b.store.FinishTimer(timerID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			log.Warn("cannot remove the settle timer; it will find the request settled", "err", err)
@@ -185,6 +225,54 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	b.timers.Wake() // its timer settles it
 }
 
+// refuse tells a Slack user why they may not go on, with the sign-in
+// button when signing in would help.
+func (b *Bot) refuse(ctx context.Context, channel, slackUser string, r refusal) {
+	if r.signIn {
+		b.tellToLink(ctx, channel, slackUser, r.text)
+		return
+	}
+	b.tell(ctx, channel, slackUser, r.text)
+}
+
+// approverToken fetches the approver's own token for an org that decides
+// as the approver. It reports false, having told the user why, when there
+// is none to use: nothing is decided then.
+func (b *Bot) approverToken(ctx context.Context, log *slog.Logger, who *approver, d decisionRequest) bool {
+	cred, err := b.identity.Token(ctx, d.slackUser)
+	if err == nil {
+		who.cred = &cred
+		return true
+	}
+	detail, text := "token unusable", "GitHub no longer accepts your sign-in, so patbot cannot decide as you. Sign in to GitHub again; nothing was decided."
+	if !errors.Is(err, identity.ErrRelink) && !errors.Is(err, identity.ErrNotLinked) {
+		log.Warn("cannot get the approver's token", "err", err)
+		detail, text = "token refresh failed", fmt.Sprintf("patbot could not renew your GitHub sign-in (%s). Nothing was decided; try again in a minute.", describeGitHubError(err))
+	}
+	b.audit(store.AuditEvent{Kind: "refused", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: who.githubID,
+		SlackUser: d.slackUser, Source: store.SourceSlack, As: store.AsApprover, Detail: detail})
+	b.metrics.refusals.WithLabelValues(detail).Inc()
+	b.refuse(ctx, d.channel, d.slackUser, refusal{text: text, signIn: detail == "token unusable"})
+	return false
+}
+
+// review sends the decision to GitHub: as the App, or with the approver's
+// token, refreshed once if GitHub refuses it as expired (401: GitHub did
+// not take the review, so sending it again is safe).
+func (b *Bot) review(ctx context.Context, who *approver, d decisionRequest) error {
+	r := github.Review{Action: d.action, Reason: d.reason}
+	err := b.gh.ReviewRequest(ctx, who.org.Login, d.id, r, who.as())
+	if who.cred == nil || github.StatusCode(err) != http.StatusUnauthorized {
+		return err
+	}
+	cred, rerr := b.identity.Refresh(ctx, *who.cred)
+	if rerr != nil {
+		return err
+	}
+	who.cred = &cred
+	return b.gh.ReviewRequest(ctx, who.org.Login, d.id, r, who.as())
+}
+
 // settle records what GitHub answered to a review and shows it. It reports
 // false when the outcome is unknown (no answer, or a 5xx): the claim then
 // stays, and its settle timer settles it from GitHub.
@@ -192,7 +280,11 @@ func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d deci
 	status := github.StatusCode(reviewErr)
 	switch {
 	case reviewErr == nil:
-		b.confirm(ctx, log, who.org.Login, d, claim, "GitHub accepted the review")
+		how := "GitHub accepted the review"
+		if who.cred != nil {
+			how = "GitHub accepted the review, sent as " + who.login
+		}
+		b.confirm(ctx, log, who.org.Login, d, claim, how)
 	case status == http.StatusNotFound || status == http.StatusUnprocessableEntity:
 		// Maybe already handled: ask GitHub whether it is still pending.
 		var pending bool
@@ -204,14 +296,26 @@ func (b *Bot) settle(ctx context.Context, log *slog.Logger, who approver, d deci
 			b.closeClaim(ctx, log, who, d, claim)
 			return true
 		}
-		b.fail(ctx, log, who, d, claim, describeGitHubError(reviewErr))
+		b.fail(ctx, log, who, d, claim, b.describeReviewError(who, reviewErr))
 	case outcomeUnknown(reviewErr):
 		b.awaitConfirmation(ctx, log, who, d, claim, reviewErr)
 		return false
 	default:
-		b.fail(ctx, log, who, d, claim, describeGitHubError(reviewErr))
+		b.fail(ctx, log, who, d, claim, b.describeReviewError(who, reviewErr))
 	}
 	return true
+}
+
+// describeReviewError says why GitHub did not take a review. A refusal of
+// the approver's own token is GitHub's verdict on that account, not a
+// failure of patbot.
+func (b *Bot) describeReviewError(who approver, err error) string {
+	switch status := github.StatusCode(err); {
+	case who.cred != nil && (status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound):
+		return fmt.Sprintf("GitHub refused your account, %s (%d %s)", who.login, status, http.StatusText(status))
+	default:
+		return describeGitHubError(err)
+	}
 }
 
 // outcomeUnknown reports whether GitHub may have taken a review despite
@@ -258,8 +362,9 @@ func (b *Bot) confirm(ctx context.Context, log *slog.Logger, org string, d decis
 // patbot, however GitHub confirmed it: the audit trail, the metrics, the
 // card and the requester's DM.
 func (b *Bot) recordDecision(ctx context.Context, log *slog.Logger, r store.Request, claim *store.Decision, how string) {
-	b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: claim.Action, Actor: claim.Actor,
-		SlackUser: claim.SlackUser, Source: store.SourceSlack, Reason: claim.Reason, Detail: "authorized as " + claim.Authority + "; " + how})
+	b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: claim.Action, Actor: claim.Actor, ActorID: claim.ActorID,
+		As: cmp.Or(claim.As, store.AsApp), SlackUser: claim.SlackUser, Source: store.SourceSlack, Reason: claim.Reason,
+		Detail: "authorized as " + claim.Authority + "; " + how})
 	b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceSlack)).Inc()
 	log.Info("decision made", "state", r.State, "how", how)
 	b.showCard(ctx, log, r.Org, r.ID)
@@ -294,8 +399,8 @@ func (b *Bot) awaitConfirmation(ctx context.Context, log *slog.Logger, who appro
 		}
 		return nil
 	})
-	b.audit(store.AuditEvent{Kind: "unconfirmed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
-		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why + "; waiting for GitHub to confirm"})
+	b.audit(store.AuditEvent{Kind: "unconfirmed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: claim.ActorID,
+		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why + "; waiting for GitHub to confirm"})
 	log.Warn("GitHub's answer to the review was lost; waiting for GitHub to confirm", "err", reviewErr)
 	b.showCard(ctx, log, who.org.Login, d.id)
 	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("%s, so patbot cannot tell yet whether your %s went through. "+
@@ -372,8 +477,8 @@ func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisi
 		}
 		return nil
 	})
-	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
-		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why})
+	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: claim.ActorID,
+		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why})
 	b.metrics.decisions.WithLabelValues("failed", string(store.SourceSlack)).Inc()
 	log.Warn("GitHub did not take the decision", "why", why)
 	b.showCard(ctx, log, who.org.Login, d.id)

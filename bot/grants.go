@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/slack-go/slack"
 
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
@@ -28,22 +30,23 @@ type revocation struct {
 // grantsMessage looks up a member's tokens for viewer and renders one page.
 // Others' tokens are listed only in orgs where viewer is an approver.
 func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQuery, revoked *revocation) *slack.WebhookMessage {
-	viewerLogin, mapped := b.config().Users[viewer]
+	me, known := b.whoIs(viewer)
+	if !known {
+		return ephemeral(b.notLinked(viewer) + " Until then you cannot look up tokens.")
+	}
 	if q.Login == "" {
-		if !mapped {
-			return ephemeral(notLinked(viewer))
-		}
-		q.Login = viewerLogin
+		q.Login = me.login
 	}
-	self := mapped && strings.EqualFold(viewerLogin, q.Login)
-	if !mapped {
-		return ephemeral(notLinked(viewer) + " Until then you cannot look up tokens.")
-	}
+	self := strings.EqualFold(me.login, q.Login)
 
 	v := view.GrantsView{Login: q.Login, Query: q, Now: b.now()}
 	var all []view.GrantEntry
 	for _, org := range b.config().sorted(q.Org) {
-		verdict, err := b.authz.check(ctx, org, viewerLogin)
+		if !self && !me.acceptedBy(org) {
+			v.Notes = append(v.Notes, fmt.Sprintf("%s: only approvers who signed in to GitHub (`/pat link`) see other members' tokens.", view.Escape(org.Login)))
+			continue
+		}
+		verdict, err := b.authz.check(ctx, org, me.login)
 		if err != nil {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: could not check your permission (%s).", view.Escape(org.Login), describeGitHubError(err)))
 			continue
@@ -59,7 +62,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 		}
 		v.Orgs = append(v.Orgs, org.Login)
 		for _, g := range grants {
-			all = append(all, view.GrantEntry{Org: org.Login, Grant: g, CanRevoke: verdict.allowed})
+			all = append(all, view.GrantEntry{Org: org.Login, Grant: g, CanRevoke: verdict.allowed && me.acceptedBy(org)})
 		}
 		if revoked != nil && strings.EqualFold(revoked.org, org.Login) && !slices.ContainsFunc(grants, func(g github.Grant) bool { return g.ID == revoked.grant.ID }) {
 			all = append(all, view.GrantEntry{Org: org.Login, Grant: revoked.grant, RevokedBy: revoked.by})
@@ -103,10 +106,6 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 	return &slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}
 }
 
-func notLinked(slackUser string) string {
-	return fmt.Sprintf("Your Slack account is not linked to a GitHub login. Ask whoever runs patbot to add `%s: <your GitHub login>` under `users` in its policy file.", slackUser)
-}
-
 // sorted returns the orgs (or only the one named) in order of login.
 func (p Config) sorted(only string) []Org {
 	var orgs []Org
@@ -128,24 +127,51 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 		fail(fmt.Sprintf("patbot does not serve the organization %s.", view.Escape(rv.Org)))
 		return
 	}
-	login, mapped := b.config().Users[viewer]
-	refuse := func(detail, text string) {
-		b.audit(store.AuditEvent{Kind: "refused", Org: org.Login, GrantID: rv.ID, Action: "revoke", Actor: login, SlackUser: viewer, Source: store.SourceSlack, Detail: detail})
+	me, known := b.whoIs(viewer)
+	as := store.AsApp
+	if org.asApprover() {
+		as = store.AsApprover
+	}
+	refuse := func(detail, text string, signIn bool) {
+		b.audit(store.AuditEvent{Kind: "refused", Org: org.Login, GrantID: rv.ID, Action: "revoke", Actor: me.login, ActorID: me.githubID,
+			SlackUser: viewer, Source: store.SourceSlack, As: as, Detail: detail})
 		b.metrics.refusals.WithLabelValues(detail).Inc()
+		if signIn && b.identity != nil {
+			b.respond(ctx, responseURL, b.linkPrompt(viewer, "", "", text))
+			return
+		}
 		fail(text)
 	}
-	if !mapped {
-		refuse("slack user not mapped", notLinked(viewer))
+	if !known {
+		refuse("slack user not mapped", b.notLinked(viewer), true)
 		return
 	}
-	v, err := b.authz.verify(ctx, org, login) // never a cached verdict for a revocation
+	if !me.acceptedBy(org) || org.asApprover() && !me.linked {
+		refuse("not linked", fmt.Sprintf("In %s only approvers who signed in to GitHub may revoke tokens. Sign in to link your account; nothing was revoked.", view.Escape(org.Login)), true)
+		return
+	}
+	v, err := b.authz.verify(ctx, org, me.login) // never a cached verdict for a revocation
 	if err != nil {
-		refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was revoked.", describeGitHubError(err)))
+		refuse("authorization check failed", fmt.Sprintf("patbot could not check your permission with GitHub (%s). Nothing was revoked.", describeGitHubError(err)), false)
 		return
 	}
 	if !v.allowed {
-		refuse("not authorized", fmt.Sprintf("Only owners of %s%s may revoke tokens, and GitHub says %s. Nothing was revoked.", view.Escape(org.Login), teamsClause(org), view.Escape(v.why)))
+		refuse("not authorized", fmt.Sprintf("Only owners of %s%s may revoke tokens, and GitHub says %s. Nothing was revoked.", view.Escape(org.Login), teamsClause(org), view.Escape(v.why)), false)
 		return
+	}
+	if org.asApprover() && !v.owner {
+		refuse("not an owner", fmt.Sprintf("In %s patbot revokes tokens as the approver, and GitHub lets only organization owners do that; you are %s. Nothing was revoked.",
+			view.Escape(org.Login), view.Escape(v.why)), false)
+		return
+	}
+	var cred *identity.Credential
+	if org.asApprover() {
+		c, err := b.identity.Token(ctx, viewer)
+		if err != nil {
+			refuse("token unusable", "GitHub no longer accepts your sign-in, so patbot cannot revoke as you. Sign in to GitHub again; nothing was revoked.", true)
+			return
+		}
+		cred = &c
 	}
 	grants, err := b.gh.ListGrants(ctx, org.Login, rv.Query.Login)
 	if err != nil {
@@ -158,21 +184,21 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 		return
 	}
 	grant := grants[i]
-	err = b.gh.RevokeGrant(ctx, org.Login, grant.ID)
-	if errors.Is(err, github.ErrNotFound) {
+	err = b.revokeAs(ctx, org, grant.ID, &cred)
+	if errors.Is(err, github.ErrNotFound) && (cred == nil || !b.stillGranted(ctx, org, grant)) {
 		fail("That token no longer has access to " + view.Escape(org.Login) + ": it was revoked already.")
 		return
 	}
 	if err != nil {
-		b.log.Warn("revoke failed", LogOrg, org.Login, "grant", grant.ID, LogActor, login, "err", err)
-		fail(fmt.Sprintf("The token was not revoked: %s. It still has access; try again.", describeGitHubError(err)))
+		b.log.Warn("revoke failed", LogOrg, org.Login, "grant", grant.ID, LogActor, me.login, "err", err)
+		fail(fmt.Sprintf("The token was not revoked: %s. It still has access; try again.", b.describeReviewError(approver{login: me.login, cred: cred}, err)))
 		return
 	}
-	b.audit(store.AuditEvent{Kind: "revocation", Org: org.Login, GrantID: grant.ID, Action: "revoke", Actor: login, SlackUser: viewer,
-		Source: store.SourceSlack, Detail: fmt.Sprintf("token %q (%d) of %s; authorized as %s", grant.TokenName, grant.TokenID, grant.Owner.Login, v.why)})
-	b.log.Info("grant revoked", LogOrg, org.Login, "grant", grant.ID, "token_id", grant.TokenID, "owner", grant.Owner.Login, LogActor, login)
+	b.audit(store.AuditEvent{Kind: "revocation", Org: org.Login, GrantID: grant.ID, Action: "revoke", Actor: me.login, ActorID: me.githubID, As: as,
+		SlackUser: viewer, Source: store.SourceSlack, Detail: fmt.Sprintf("token %q (%d) of %s; authorized as %s", grant.TokenName, grant.TokenID, grant.Owner.Login, v.why)})
+	b.log.Info("grant revoked", LogOrg, org.Login, "grant", grant.ID, "token_id", grant.TokenID, "owner", grant.Owner.Login, LogActor, me.login, "as", as)
 	notice := fmt.Sprintf(":lock: <@%s> (%s) revoked %s's fine-grained token “%s” (token %d): it no longer has access to *%s*.",
-		viewer, view.Escape(login), view.Escape(grant.Owner.Login), view.Escape(view.GrantTokenName(grant)), grant.TokenID, view.Escape(org.Login))
+		viewer, view.Escape(me.login), view.Escape(grant.Owner.Login), view.Escape(view.GrantTokenName(grant)), grant.TokenID, view.Escape(org.Login))
 	_, _, err = b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(notice, false))
 	if err != nil {
 		b.log.Warn("cannot post the revocation notice", "channel", org.Channel, "err", err)
@@ -180,17 +206,49 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 	b.respond(ctx, responseURL, b.grantsMessage(ctx, viewer, rv.Query, &revocation{org: org.Login, grant: grant, by: viewer}))
 }
 
+// revokeAs revokes a grant as the App or, with cred, as the approver,
+// whose token is refreshed once if GitHub refuses it as expired.
+func (b *Bot) revokeAs(ctx context.Context, org Org, patID int64, cred **identity.Credential) error {
+	as := func() github.UserToken {
+		if *cred == nil {
+			return ""
+		}
+		return (*cred).Token
+	}
+	err := b.gh.RevokeGrant(ctx, org.Login, patID, as())
+	if *cred == nil || github.StatusCode(err) != http.StatusUnauthorized {
+		return err
+	}
+	fresh, rerr := b.identity.Refresh(ctx, **cred)
+	if rerr != nil {
+		return err
+	}
+	*cred = &fresh
+	return b.gh.RevokeGrant(ctx, org.Login, patID, as())
+}
+
+// stillGranted reports whether GitHub still lists a grant (after a 404
+// that may mean "gone" or "not yours to see").
+func (b *Bot) stillGranted(ctx context.Context, org Org, g github.Grant) bool {
+	grants, err := b.gh.ListGrants(ctx, org.Login, g.Owner.Login)
+	return err != nil || slices.ContainsFunc(grants, func(x github.Grant) bool { return x.ID == g.ID })
+}
+
 // requestsMessage lists pending requests in the orgs where viewer is an
 // approver, each with a link to its card.
 func (b *Bot) requestsMessage(ctx context.Context, viewer, teamDomain string) *slack.WebhookMessage {
-	login, mapped := b.config().Users[viewer]
-	if !mapped {
-		return ephemeral(notLinked(viewer))
+	me, known := b.whoIs(viewer)
+	if !known {
+		return ephemeral(b.notLinked(viewer))
 	}
 	var lines, notes []string
 	total := 0
 	for _, org := range b.config().sorted("") {
-		v, err := b.authz.check(ctx, org, login)
+		if !me.acceptedBy(org) {
+			notes = append(notes, fmt.Sprintf("%s: only approvers who signed in to GitHub (`/pat link`) see its requests.", view.Escape(org.Login)))
+			continue
+		}
+		v, err := b.authz.check(ctx, org, me.login)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: could not check your permission (%s).", view.Escape(org.Login), describeGitHubError(err)))
 			continue

@@ -212,10 +212,15 @@ func (b *Bot) openDenyModal(ctx context.Context, triggerID string, d decisionReq
 	return b.submit(func(ctx context.Context) {
 		// Only shapes the dialog: submitting it verifies afresh.
 		_, refusal := b.checkApprover(ctx, decisionRequest{org: d.org, id: d.id, action: github.ActionDeny, slackUser: d.slackUser}, b.authz.check)
-		if refusal == "" {
+		if refusal.text == "" {
 			return
 		}
-		refused := view.RefusedModal("Cannot deny", refusal)
+		text := refusal.text
+		if refusal.signIn {
+			b.tellToLink(ctx, d.channel, d.slackUser, refusal.text)
+			text += " patbot has sent you a sign-in button beside the request."
+		}
+		refused := view.RefusedModal("Cannot deny", text)
 		err := retrySlack(ctx, func() error {
 			_, err := b.slack.UpdateViewContext(ctx, refused, "", hash, viewID)
 			return err

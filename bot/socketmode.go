@@ -82,7 +82,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, client *socketmode.Client, 
 			return
 		}
 		b.metrics.slackRequests.WithLabelValues("socket:slash_commands", "ok").Inc()
-		b.ack(client, evt.Request, b.HandleCommand(slashCommand{Text: cmd.Text, UserID: cmd.UserID, ChannelID: cmd.ChannelID,
+		b.ack(client, evt.Request, b.HandleCommand(slashCommand{Text: cmd.Text, UserID: cmd.UserID, UserName: cmd.UserName, ChannelID: cmd.ChannelID,
 			TeamDomain: cmd.TeamDomain, ResponseURL: cmd.ResponseURL}))
 	default:
 		if evt.Request != nil && evt.Request.EnvelopeID != "" {

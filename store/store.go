@@ -288,6 +288,10 @@ type Decision struct {
 	// Authority is why the approver could decide ("an owner of acme"), as
 	// GitHub said when they clicked.
 	Authority string `json:"authority,omitempty"`
+	// ActorID is the approver's GitHub user id when they signed in to
+	// GitHub; As is whom GitHub saw decide (AsApp or AsApprover).
+	ActorID int64  `json:"actor_id,omitempty"`
+	As      string `json:"as,omitempty"`
 }
 
 // Change is one entry in a request's history.

@@ -148,6 +148,15 @@ func TestModalsGolden(t *testing.T) {
 	golden(t, filepath.Join("testdata", "refused-modal.json"), encodeGolden(t, RefusedModal("Cannot deny", "Only owners of acme may decide.")))
 }
 
+func TestLinkPromptGolden(t *testing.T) {
+	blocks, text := LinkPrompt("Link your GitHub account to decide as yourself.", "https://github.com/login/oauth/authorize?client_id=Iv1.x&state=s")
+	raw, _ := json.Marshal(blocks)
+	if e := slacktest.ValidateMessage(text, raw); e != "" {
+		t.Errorf("Slack would refuse this message: %s", e)
+	}
+	golden(t, filepath.Join("testdata", "link-prompt.json"), encodeGolden(t, map[string]any{"text": text, "blocks": blocks}))
+}
+
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
 	got = append(got, '\n')
