@@ -29,7 +29,8 @@ const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's app
 	"Owners and approvers see anyone's, and can revoke them.\n" +
 	"*/pat requests*: pending token requests, with links to their cards.\n" +
 	"*/pat link*: sign in to GitHub, so that patbot knows your account (and can decide as you where your org asks for it).\n" +
-	"*/pat whoami*: the GitHub account patbot knows you by. *`/pat unlink`*: remove the link.\n" +
+	"*/pat whoami*: the GitHub account patbot knows you by.\n" +
+	"*/pat unlink*: remove the link, and patbot's authorization to act as you at GitHub.\n" +
 	"*/pat help*: this message."
 
 var (

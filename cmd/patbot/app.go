@@ -21,6 +21,7 @@ import (
 
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/auditstream"
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
@@ -34,6 +35,7 @@ const shutdownTimeout = 10 * time.Second
 type App struct {
 	log        *slog.Logger
 	policyPath string
+	linking    bool // Slack users can link GitHub accounts
 	// admin serves patbot audit on a local socket.
 	admin   *http.Server
 	adminLn net.Listener
@@ -85,6 +87,10 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 	if err != nil {
 		return nil, err
 	}
+	linking, err := linkingDeps(cfg)
+	if err != nil {
+		return nil, err
+	}
 	slackTransport := api.Transport("slack", nil) // Web API calls and response URLs alike
 	deps := bot.Deps{
 		Store:  db,
@@ -97,6 +103,7 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 		WebhookSecret:       cfg.WebhookSecret,
 		SlackSigningSecret:  cfg.SlackSigningSecret,
 		GitHubWebURL:        cmp.Or(cfg.GitHubWebURL, github.WebURL(cfg.GitHubAPIURL)),
+		Linking:             linking,
 		Logger:              log,
 		Metrics:             reg,
 	}
@@ -107,7 +114,7 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 	if cfg.SlackAppToken != "" {
 		deps.SocketMode = &bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}
 	}
-	app := &App{log: log, policyPath: cfg.ConfigPath, db: db, dbName: storeName(cfg.DBPath)}
+	app := &App{log: log, policyPath: cfg.ConfigPath, db: db, dbName: storeName(cfg.DBPath), linking: linking != nil}
 	if cfg.AuditStream != "" {
 		out, floor, err := openAuditStream(cfg.AuditStream)
 		if err != nil {
@@ -159,6 +166,10 @@ func (a *App) routes(reg *prometheus.Registry, slackHTTP bool) http.Handler {
 		mux.Handle("POST /slack/interactions", a.bot.InteractionsHandler())
 		mux.Handle("POST /slack/commands", a.bot.CommandsHandler())
 	}
+	if signIn := a.bot.SignInHandler(); signIn != nil {
+		mux.Handle("GET /"+identity.CallbackPath, signIn)
+		mux.Handle("POST /"+identity.ConfirmPath, signIn)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -177,12 +188,27 @@ func (a *App) routes(reg *prometheus.Registry, slackHTTP bool) http.Handler {
 // is checked: a file with problems changes nothing, and the log says why.
 func (a *App) ReloadPolicy() {
 	p, problems := loadPolicy(a.policyPath)
+	problems = append(problems, linkingProblems(p, a.linking)...)
 	if len(problems) > 0 {
 		a.log.Error("policy file not reloaded; the policy in force stays", "path", a.policyPath, "problems", strings.Join(problems, "; "))
 		return
 	}
 	a.bot.SetConfig(p)
 	a.log.Info("policy file reloaded", "path", a.policyPath, "orgs", len(p.Orgs), "users", len(p.Users))
+}
+
+// linkingDeps is what the bot needs to link GitHub accounts, or nil when
+// linking is off.
+func linkingDeps(cfg *Config) (*bot.Linking, error) {
+	if cfg.GitHubClientID == "" {
+		return nil, nil
+	}
+	keys, err := identity.NewKeyring(cfg.SecretKey, cfg.SecretKeyPrevious)
+	if err != nil {
+		return nil, err
+	}
+	return &bot.Linking{Keys: keys, Flow: github.WebFlow{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret,
+		WebURL: cfg.GitHubWebURL, RedirectURL: cfg.PublicURL + identity.CallbackPath}}, nil
 }
 
 // openAuditStream opens where the audit stream goes: "-" for standard

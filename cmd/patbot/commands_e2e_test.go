@@ -329,7 +329,7 @@ func TestE2EPatHelpAndMistakes(t *testing.T) {
 		"grants a b":             "Name one member at a time",
 		"grants --org":           "`--org` needs an organization name",
 		"grants --org elsewhere": "does not serve an organization called `elsewhere`",
-		"grants <@U0NOBODY>":     "<@U0NOBODY> is not linked to a GitHub login",
+		"grants <@U0NOBODY>":     "patbot does not know <@U0NOBODY>'s GitHub account",
 		"grants <script>":        "`&lt;script&gt;` is neither",
 	} {
 		if got := e.command("U0ALICE", text, "x"); !strings.Contains(got, want) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/github"
 )
 
@@ -29,9 +31,18 @@ type Config struct {
 	PrivateKey    []byte // secret
 	WebhookSecret []byte // secret
 	GitHubAPIURL  string
-	// GitHubWebURL is where cards link to; derived from GitHubAPIURL unless
-	// set (the demo sets it).
+	// GitHubWebURL is where users sign in and where cards link to, ending
+	// in /; derived from GitHubAPIURL unless GITHUB_WEB_URL sets it.
 	GitHubWebURL string
+
+	// Linking Slack users to GitHub accounts: on when GitHubClientID is
+	// set; then the rest are required too.
+	GitHubClientID     string
+	GitHubClientSecret string // secret
+	// PublicURL is where browsers reach patbot, ending in /.
+	PublicURL         string
+	SecretKey         []byte // secret
+	SecretKeyPrevious []byte // secret; nil unless rotating
 
 	SlackBotToken      string // secret
 	SlackSigningSecret string // secret
@@ -158,6 +169,14 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		cfg.GitHubAPIURL = u.String()
 	}
 
+	cfg.GitHubWebURL = env("GITHUB_WEB_URL", github.WebURL(cfg.GitHubAPIURL)+"/")
+	if u, err := github.NormalizeBaseURL(cfg.GitHubWebURL); err != nil {
+		add("GITHUB_WEB_URL: %v", err)
+	} else {
+		cfg.GitHubWebURL = u.String()
+	}
+	problems = append(problems, loadLinking(cfg, getenv)...)
+
 	cfg.SlackBotToken = env("SLACK_BOT_TOKEN", "")
 	cfg.SlackSigningSecret = env("SLACK_SIGNING_SECRET", "")
 	cfg.SlackAppToken = env("SLACK_APP_TOKEN", "")
@@ -216,6 +235,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	policy, policyProblems := loadPolicy(cfg.ConfigPath)
 	cfg.Bot = policy
 	problems = append(problems, policyProblems...)
+	problems = append(problems, linkingProblems(policy, cfg.GitHubClientID != "")...)
 
 	if len(problems) > 0 {
 		return nil, &configError{problems}
@@ -268,6 +288,8 @@ type policyFile struct {
 type policyOrg struct {
 	Channel       string   `yaml:"channel"`
 	ApproverTeams []string `yaml:"approver_teams"`
+	Identity      string   `yaml:"identity"`
+	DecideAs      string   `yaml:"decide_as"`
 }
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
@@ -314,11 +336,18 @@ func loadPolicy(path string) (bot.Config, []string) {
 				add("orgs.%s.approver_teams: %q is not a team slug", login, team)
 			}
 		}
+		if o.Identity != "" && o.Identity != bot.IdentityLinked {
+			add("orgs.%s.identity %q: the only value is %q (or leave it out)", login, o.Identity, bot.IdentityLinked)
+		}
+		if o.DecideAs != "" && o.DecideAs != bot.DecideAsApp && o.DecideAs != bot.DecideAsApprover {
+			add("orgs.%s.decide_as %q: must be %q or %q", login, o.DecideAs, bot.DecideAsApp, bot.DecideAsApprover)
+		}
 		key := strings.ToLower(login)
 		if _, dup := p.Orgs[key]; dup {
 			add("orgs.%s: listed twice (org logins ignore case)", login)
 		}
-		p.Orgs[key] = bot.Org{Login: login, Channel: o.Channel, ApproverTeams: o.ApproverTeams}
+		p.Orgs[key] = bot.Org{Login: login, Channel: o.Channel, ApproverTeams: o.ApproverTeams, Identity: o.Identity,
+			DecideAs: cmp.Or(o.DecideAs, bot.DecideAsApp)}
 	}
 	for _, slackID := range slices.Sorted(maps.Keys(f.Users)) {
 		login := f.Users[slackID]
@@ -331,4 +360,101 @@ func loadPolicy(path string) (bot.Config, []string) {
 		p.Users[slackID] = login
 	}
 	return p, problems
+}
+
+// loadLinking reads the settings of linking Slack users to GitHub
+// accounts. Linking is on when GITHUB_APP_CLIENT_ID is set; then the
+// client secret, the public URL and the secret key are required.
+func loadLinking(cfg *Config, getenv func(string) string) []string {
+	var problems []string
+	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	get := func(name string) string {
+		v, err := secretSetting(getenv, name)
+		if err != nil {
+			add("%v", err)
+		}
+		return v
+	}
+	cfg.GitHubClientID = get("GITHUB_APP_CLIENT_ID")
+	cfg.GitHubClientSecret = get("GITHUB_APP_CLIENT_SECRET")
+	public := get("PATBOT_PUBLIC_URL")
+	key := get("PATBOT_SECRET_KEY")
+	previous := get("PATBOT_SECRET_KEY_PREVIOUS")
+	if cfg.GitHubClientID == "" {
+		if cfg.GitHubClientSecret != "" || public != "" || key != "" {
+			add("GITHUB_APP_CLIENT_ID is required to link GitHub accounts (GITHUB_APP_CLIENT_SECRET, PATBOT_PUBLIC_URL or PATBOT_SECRET_KEY is set)")
+		}
+		return problems
+	}
+	if cfg.GitHubClientSecret == "" {
+		add("GITHUB_APP_CLIENT_SECRET is required with GITHUB_APP_CLIENT_ID (the App's settings: Client secrets)")
+	}
+	switch u, err := url.Parse(public); {
+	case public == "":
+		add("PATBOT_PUBLIC_URL is required with GITHUB_APP_CLIENT_ID: the base URL browsers reach patbot at, like https://patbot.example.com/")
+	case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+		add("PATBOT_PUBLIC_URL %q is not a base URL (like https://patbot.example.com/)", public)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		add("PATBOT_PUBLIC_URL %q must be https (http only on a loopback address)", public)
+	default:
+		if !strings.HasSuffix(u.Path, "/") {
+			u.Path += "/"
+		}
+		cfg.PublicURL = u.String()
+	}
+	if key == "" {
+		add("PATBOT_SECRET_KEY is required with GITHUB_APP_CLIENT_ID: 32 random bytes, hex or base64 (openssl rand -hex 32)")
+	} else if k, err := identity.ParseKey(key); err != nil {
+		add("PATBOT_SECRET_KEY: %v", err)
+	} else {
+		cfg.SecretKey = k
+	}
+	if previous != "" {
+		k, err := identity.ParseKey(previous)
+		switch {
+		case err != nil:
+			add("PATBOT_SECRET_KEY_PREVIOUS: %v", err)
+		case bytes.Equal(k, cfg.SecretKey):
+			add("PATBOT_SECRET_KEY_PREVIOUS is the same key as PATBOT_SECRET_KEY")
+		default:
+			cfg.SecretKeyPrevious = k
+		}
+	}
+	return problems
+}
+
+// secretSetting reads the setting name from the environment, or from the
+// file that name_FILE names (one of the two); a file's trailing newline
+// is not part of the value. Errors never quote the value.
+func secretSetting(getenv func(string) string, name string) (string, error) {
+	value, file := strings.TrimSpace(getenv(name)), strings.TrimSpace(getenv(name+"_FILE"))
+	switch {
+	case file == "":
+		return value, nil
+	case value != "":
+		return "", fmt.Errorf("set only one of %s and %s_FILE", name, name)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %s", name, describeFileError(err))
+	}
+	return strings.TrimSpace(string(raw)), nil
+}
+
+// linkingProblems are the org settings that need linking when it is off.
+func linkingProblems(p bot.Config, linking bool) []string {
+	if linking {
+		return nil
+	}
+	var problems []string
+	for _, o := range p.Orgs {
+		if o.Identity == bot.IdentityLinked {
+			problems = append(problems, fmt.Sprintf("orgs.%s.identity: linked needs linking GitHub accounts: set GITHUB_APP_CLIENT_ID (and its companions)", o.Login))
+		}
+		if o.DecideAs == bot.DecideAsApprover {
+			problems = append(problems, fmt.Sprintf("orgs.%s.decide_as: approver needs linking GitHub accounts: set GITHUB_APP_CLIENT_ID (and its companions)", o.Login))
+		}
+	}
+	slices.Sort(problems)
+	return problems
 }
