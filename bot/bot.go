@@ -147,8 +147,8 @@ type Deps struct {
 	// Linking, when set, lets Slack users link their GitHub accounts
 	// (/pat link) and approvers decide as themselves.
 	Linking *Linking
-	Logger       *slog.Logger
-	Metrics      prometheus.Registerer
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
 
 	// SmallBodyBudget and LargeBodyBudget bound, in bytes, the webhook
 	// bodies read before their signature is checked (see bodyBudget).

@@ -216,7 +216,15 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	}
 
 	err = b.review(ctx, &who, d)
-	if b.settle(ctx, log, who, d, claim, err) {
+	settled := true
+	if errors.Is(err, identity.ErrRelink) {
+		// GitHub refused the token and its refresh: it took nothing.
+		b.fail(ctx, log, who, d, claim, "GitHub no longer accepts your sign-in")
+		b.tellToLink(ctx, d.channel, d.slackUser, "GitHub no longer accepts your sign-in, so patbot cannot decide as you. Sign in to GitHub again; nothing was decided.")
+	} else {
+		settled = b.settle(ctx, log, who, d, claim, err)
+	}
+	if settled {
 		if err := b.store.FinishTimer(timerID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			log.Warn("cannot remove the settle timer; it will find the request settled", "err", err)
 		}
@@ -258,7 +266,8 @@ func (b *Bot) approverToken(ctx context.Context, log *slog.Logger, who *approver
 
 // review sends the decision to GitHub: as the App, or with the approver's
 // token, refreshed once if GitHub refuses it as expired (401: GitHub did
-// not take the review, so sending it again is safe).
+// not take the review, so sending it again is safe). When the token cannot
+// be refreshed it returns identity.ErrRelink, and who.cred is nil.
 func (b *Bot) review(ctx context.Context, who *approver, d decisionRequest) error {
 	r := github.Review{Action: d.action, Reason: d.reason}
 	err := b.gh.ReviewRequest(ctx, who.org.Login, d.id, r, who.as())
@@ -266,6 +275,10 @@ func (b *Bot) review(ctx context.Context, who *approver, d decisionRequest) erro
 		return err
 	}
 	cred, rerr := b.identity.Refresh(ctx, *who.cred)
+	if errors.Is(rerr, identity.ErrRelink) || errors.Is(rerr, identity.ErrNotLinked) {
+		who.cred = nil
+		return identity.ErrRelink
+	}
 	if rerr != nil {
 		return err
 	}

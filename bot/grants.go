@@ -185,6 +185,10 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 	}
 	grant := grants[i]
 	err = b.revokeAs(ctx, org, grant.ID, &cred)
+	if errors.Is(err, identity.ErrRelink) {
+		refuse("token unusable", "GitHub no longer accepts your sign-in, so patbot cannot revoke as you. Sign in to GitHub again; nothing was revoked.", true)
+		return
+	}
 	if errors.Is(err, github.ErrNotFound) && (cred == nil || !b.stillGranted(ctx, org, grant)) {
 		fail("That token no longer has access to " + view.Escape(org.Login) + ": it was revoked already.")
 		return
@@ -220,6 +224,9 @@ func (b *Bot) revokeAs(ctx context.Context, org Org, patID int64, cred **identit
 		return err
 	}
 	fresh, rerr := b.identity.Refresh(ctx, **cred)
+	if errors.Is(rerr, identity.ErrRelink) || errors.Is(rerr, identity.ErrNotLinked) {
+		return identity.ErrRelink
+	}
 	if rerr != nil {
 		return err
 	}

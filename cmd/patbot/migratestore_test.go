@@ -38,6 +38,8 @@ func TestMigrateStore(t *testing.T) {
 	src.AppendAudit(store.AuditEvent{Kind: "refused", Org: "acme", RequestID: 42, Actor: "carol"})
 	src.SetTimer(store.Timer{Kind: "settle", Key: "acme/42", Due: at.Add(time.Minute), Payload: []byte(`{}`)})
 	src.SetCursor("audit-stream", 1)
+	src.PutLink(store.Link{SlackUser: "U1", GitHubID: 7, GitHubLogin: "alice", LinkedAt: at, TokenExpires: at.Add(8 * time.Hour),
+		Token: store.Sealed{KeyID: "k", Nonce: []byte("n"), Data: []byte("sealed")}})
 
 	// A running patbot holds the file.
 	var errOut bytes.Buffer
@@ -56,7 +58,7 @@ func TestMigrateStore(t *testing.T) {
 	if code := run(context.Background(), []string{"migrate-store", "-from", path, "-to", url}, getenv(nil), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, &errOut)
 	}
-	mustContain(t, "output", out.String(), "requests       1", "audit events   2", "jobs           1", "timers         1", "copied")
+	mustContain(t, "output", out.String(), "requests       1", "audit events   2", "jobs           1", "timers         1", "links          1", "copied")
 
 	dst, err := postgres.Open(context.Background(), url, postgres.Options{})
 	if err != nil {
