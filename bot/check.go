@@ -35,11 +35,13 @@ var SlackScopes = map[string]string{
 	"auth.test":             "",
 }
 
-// CheckResult is one line of patbot check.
+// CheckResult is one line of patbot check. A warning is OK but worth
+// reading.
 type CheckResult struct {
-	OK     bool
-	What   string
-	Detail string
+	OK      bool
+	Warning bool
+	What    string
+	Detail  string
 }
 
 // CheckGitHub is what the check needs of GitHub.
@@ -134,4 +136,39 @@ func describeCheckError(err error) string {
 		return describeGitHubError(err)
 	}
 	return "cannot connect (" + err.Error() + ")"
+}
+
+// CheckLinkingGitHub is what the linking check needs of GitHub.
+type CheckLinkingGitHub interface {
+	CheckClientCredentials(ctx context.Context, f github.WebFlow) error
+}
+
+// CheckLinking verifies what linking GitHub accounts needs: that GitHub
+// accepts the App's client id and secret, and where GitHub must send
+// browsers back (the App's callback URL).
+func CheckLinking(ctx context.Context, gh CheckLinkingGitHub, f github.WebFlow, keyID string) []CheckResult {
+	var out []CheckResult
+	switch err := gh.CheckClientCredentials(ctx, f); {
+	case errors.Is(err, github.ErrClientCredentials):
+		out = append(out, CheckResult{What: "GitHub sign-in", Detail: "GitHub does not accept GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET: copy them from the App's settings (General: Client ID, Client secrets)"})
+	case err != nil:
+		out = append(out, CheckResult{What: "GitHub sign-in", Detail: "cannot ask GitHub about the client id and secret: " + describeCheckError(err)})
+	default:
+		out = append(out, CheckResult{OK: true, What: "GitHub sign-in", Detail: fmt.Sprintf(
+			"GitHub accepts the client id and secret; the App's callback URL must be %s; user tokens are sealed under key %s", f.RedirectURL, keyID)})
+	}
+	return out
+}
+
+// PolicyWarnings are settings that work but may not do what was meant.
+func PolicyWarnings(p Config) []CheckResult {
+	var out []CheckResult
+	for _, o := range p.sorted("") {
+		if o.asApprover() && len(o.ApproverTeams) > 0 {
+			out = append(out, CheckResult{OK: true, Warning: true, What: "policy " + o.Login, Detail: fmt.Sprintf(
+				"decide_as: approver lets only owners decide (GitHub's rule), so approver_teams (%s) cannot decide in %s: remove them, or decide as the App",
+				strings.Join(o.ApproverTeams, ", "), o.Login)})
+		}
+	}
+	return out
 }

@@ -206,3 +206,25 @@ func (c *Client) clientFor(ctx context.Context, org string, as UserToken) (*gh.C
 	}
 	return c.forOrg(ctx, org)
 }
+
+// ErrClientCredentials is returned by CheckClientCredentials when GitHub
+// does not accept the App's client id and secret.
+var ErrClientCredentials = errors.New("GitHub does not accept the App's client id and secret")
+
+// CheckClientCredentials asks GitHub's token endpoint whether it accepts
+// the App's client id and secret, with a code that cannot work: good
+// credentials get bad_verification_code, bad ones
+// incorrect_client_credentials.
+func (c *Client) CheckClientCredentials(ctx context.Context, f WebFlow) error {
+	_, err := c.ExchangeCode(ctx, f, "patbot-check-not-a-code", "patbot-check-not-a-verifier-patbot-check-not-a-verifier")
+	var oauthErr *OAuthError
+	switch {
+	case errors.As(err, &oauthErr) && oauthErr.Code == "bad_verification_code":
+		return nil
+	case errors.As(err, &oauthErr) && oauthErr.Code == "incorrect_client_credentials":
+		return ErrClientCredentials
+	case err == nil:
+		return errors.New("GitHub took a made-up code")
+	}
+	return err
+}

@@ -153,3 +153,15 @@ func TestWebFlowNonExpiringTokens(t *testing.T) {
 		t.Fatalf("tokens = %v, %v", tokens, err)
 	}
 }
+
+func TestCheckClientCredentials(t *testing.T) {
+	fake, c := setup(t)
+	f := webFlow(fake)
+	if err := c.CheckClientCredentials(context.Background(), f); err != nil {
+		t.Errorf("good credentials: %v", err)
+	}
+	f.ClientSecret = "wrong"
+	if err := c.CheckClientCredentials(context.Background(), f); !errors.Is(err, github.ErrClientCredentials) {
+		t.Errorf("bad credentials: %v", err)
+	}
+}

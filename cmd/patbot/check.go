@@ -33,7 +33,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		len(cfg.Bot.Orgs), view.Plural(len(cfg.Bot.Orgs), "organization", "organizations"),
 		len(cfg.Bot.Users), view.Plural(len(cfg.Bot.Users), "user", "users"))
 
-	gh, err := github.New(github.Config{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, BaseURL: cfg.GitHubAPIURL})
+	gh, err := github.New(github.Config{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, BaseURL: cfg.GitHubAPIURL, Timeout: 10 * time.Second})
 	if err != nil {
 		fmt.Fprintf(stdout, "✗ GitHub App: %v\n", err)
 		return exitFailed
@@ -42,11 +42,20 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	failed := 0
 	results := bot.Check(ctx, gh, bot.NewSlackClient(bot.SlackConfig{BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}), cfg.Bot)
+	if linking, err := linkingDeps(cfg); err != nil {
+		results = append(results, bot.CheckResult{What: "GitHub sign-in", Detail: err.Error()})
+	} else if linking != nil {
+		results = append(results, bot.CheckLinking(ctx, gh, linking.Flow, linking.Keys.CurrentID())...)
+	}
+	results = append(results, bot.PolicyWarnings(cfg.Bot)...)
 	if cfg.SlackAppToken != "" {
 		results = append(results, bot.CheckSocketMode(ctx, bot.SocketModeConfig{AppToken: cfg.SlackAppToken, BotToken: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL}))
 	}
 	for _, r := range results {
 		mark := "✓"
+		if r.Warning {
+			mark = "!"
+		}
 		if !r.OK {
 			mark = "✗"
 			failed++

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -138,5 +141,74 @@ func TestCheckSocketModeToken(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "✗ Slack Socket Mode: the app-level token (SLACK_APP_TOKEN) does not open a connection: Slack says invalid_auth") {
 		t.Errorf("output:\n%s", &out)
+	}
+}
+
+func TestCheckLinking(t *testing.T) {
+	policy := "orgs:\n  acme: {channel: C0000000001, approver_teams: [security], decide_as: approver}\n"
+	env, gh, _ := checkEnv(t, policy)
+	gh.AddOrg("acme", 10)
+	env["GITHUB_APP_CLIENT_ID"] = githubtest.ClientID
+	env["GITHUB_APP_CLIENT_SECRET"] = githubtest.ClientSecret
+	env["PATBOT_PUBLIC_URL"] = "https://patbot.example.com"
+	env["PATBOT_SECRET_KEY"] = testSecretKey
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code != 0 {
+		t.Fatalf("check exited %d:\n%s", code, &out)
+	}
+	mustContain(t, "output", out.String(),
+		"✓ GitHub sign-in: GitHub accepts the client id and secret; the App's callback URL must be https://patbot.example.com/github/callback",
+		"! policy acme: decide_as: approver lets only owners decide", "All checks passed.")
+	mustNotLeak(t, "output", out.String(), githubtest.ClientSecret, testSecretKey)
+
+	env["GITHUB_APP_CLIENT_SECRET"] = "not-the-secret"
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code == 0 {
+		t.Fatalf("check passed with a wrong client secret:\n%s", &out)
+	}
+	mustContain(t, "output", out.String(), "✗ GitHub sign-in: GitHub does not accept GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET")
+	mustNotLeak(t, "output", out.String(), "not-the-secret")
+}
+
+func TestConfigLinkingSettings(t *testing.T) {
+	policy := "orgs:\n  acme: {channel: C0000000001, decide_as: approver, identity: linked}\n"
+	env := testEnv(t, policy)
+	_, err := loadConfig("serve", nil, getenv(env), io.Discard)
+	mustContain(t, "error", fmt.Sprint(err), "orgs.acme.decide_as: approver needs linking", "orgs.acme.identity: linked needs linking")
+	_, err = loadConfig("serve", nil, getenv(testEnv(t, "orgs:\n  acme: {channel: C0000000001, decide_as: owner, identity: strict}\n")), io.Discard)
+	mustContain(t, "error", fmt.Sprint(err), `orgs.acme.decide_as "owner": must be "app" or "approver"`, `orgs.acme.identity "strict": the only value is "linked"`)
+
+	env["GITHUB_APP_CLIENT_ID"] = "Iv1.x"
+	env["PATBOT_PUBLIC_URL"] = "http://patbot.example.com/"
+	env["PATBOT_SECRET_KEY"] = "c2hvcnQ="
+	env["PATBOT_SECRET_KEY_PREVIOUS_FILE"] = "/nonexistent/key"
+	_, err = loadConfig("serve", nil, getenv(env), io.Discard)
+	mustContain(t, "error", fmt.Sprint(err), "GITHUB_APP_CLIENT_SECRET is required", "PATBOT_PUBLIC_URL \"http://patbot.example.com/\" must be https",
+		"PATBOT_SECRET_KEY: not 32 bytes", "PATBOT_SECRET_KEY_PREVIOUS_FILE: /nonexistent/key")
+	mustNotLeak(t, "error", fmt.Sprint(err), "c2hvcnQ=")
+
+	dir := t.TempDir()
+	secretFile, keyFile := filepath.Join(dir, "secret"), filepath.Join(dir, "key")
+	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	os.WriteFile(keyFile, []byte(testSecretKey+"\n"), 0o600)
+	delete(env, "PATBOT_SECRET_KEY_PREVIOUS_FILE")
+	delete(env, "PATBOT_SECRET_KEY")
+	env["GITHUB_APP_CLIENT_SECRET_FILE"] = secretFile
+	env["PATBOT_SECRET_KEY_FILE"] = keyFile
+	env["PATBOT_PUBLIC_URL"] = "http://127.0.0.1:8080"
+	cfg, err := loadConfig("serve", nil, getenv(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GitHubClientSecret != "s3cret" || len(cfg.SecretKey) != 32 || cfg.PublicURL != "http://127.0.0.1:8080/" || cfg.GitHubWebURL != "https://github.com/" {
+		t.Errorf("cfg: secret %q, key %d bytes, public %q, web %q", cfg.GitHubClientSecret, len(cfg.SecretKey), cfg.PublicURL, cfg.GitHubWebURL)
+	}
+	acme, _ := cfg.Bot.Org("acme")
+	if acme.DecideAs != "approver" || acme.Identity != "linked" {
+		t.Errorf("acme = %+v", acme)
+	}
+	env["GITHUB_APP_CLIENT_SECRET"] = "both"
+	if _, err := loadConfig("serve", nil, getenv(env), io.Discard); !strings.Contains(fmt.Sprint(err), "set only one of GITHUB_APP_CLIENT_SECRET and GITHUB_APP_CLIENT_SECRET_FILE") {
+		t.Errorf("both set: %v", err)
 	}
 }
