@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/github"
 )
 
@@ -35,8 +38,8 @@ func setup(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 type setupOptions struct {
-	org, webhookURL, name, envFile, keyFile, addr, apiURL string
-	force                                                 bool
+	org, webhookURL, publicURL, name, envFile, keyFile, addr, apiURL string
+	force                                                            bool
 }
 
 // setupGitHub creates patbot's GitHub App from a manifest: it serves a
@@ -48,8 +51,9 @@ func setupGitHub(ctx context.Context, args []string, getenv func(string) string,
 	fs := commandFlags("setup github", stderr)
 	fs.StringVar(&o.org, "org", "", "create the App owned by this organization (default: your user account)")
 	fs.StringVar(&o.webhookURL, "webhook-url", "", "where GitHub sends webhooks: https://YOUR-HOST/github/webhook (required)")
+	fs.StringVar(&o.publicURL, "public-url", "", "where browsers reach patbot, for signing in to GitHub (default: the webhook URL's scheme and host)")
 	fs.StringVar(&o.name, "name", "patbot", "the App's name (unique on GitHub)")
-	fs.StringVar(&o.envFile, "env-file", "patbot.env", "file to write GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_WEBHOOK_SECRET to")
+	fs.StringVar(&o.envFile, "env-file", "patbot.env", "file to write the App's settings to (GITHUB_APP_ID, GITHUB_WEBHOOK_SECRET, GITHUB_APP_CLIENT_ID…)")
 	fs.StringVar(&o.keyFile, "key-file", "patbot.pem", "file to write the App's private key to")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:3000", "local address of the setup page")
 	fs.StringVar(&o.apiURL, "github-api-url", getenv("GITHUB_API_URL"), "REST base URL (GitHub Enterprise Server: https://HOST/api/v3/); env GITHUB_API_URL")
@@ -81,6 +85,14 @@ func (o *setupOptions) validate() error {
 		problems = append(problems, fmt.Sprintf("-webhook-url %q is not an http(s) URL", o.webhookURL))
 	case u.Path != "/github/webhook":
 		problems = append(problems, fmt.Sprintf("-webhook-url should end in /github/webhook, where patbot receives webhooks (got %q)", u.Path))
+	}
+	if o.publicURL == "" && err == nil && u.Host != "" {
+		o.publicURL = u.Scheme + "://" + u.Host + "/"
+	}
+	if p, err := url.Parse(o.publicURL); o.publicURL != "" && (err != nil || p.Host == "" || p.Scheme != "https" && p.Scheme != "http") {
+		problems = append(problems, fmt.Sprintf("-public-url %q is not an http(s) URL", o.publicURL))
+	} else if o.publicURL != "" && !strings.HasSuffix(o.publicURL, "/") {
+		o.publicURL += "/"
 	}
 	if o.org != "" && !orgLoginRE.MatchString(o.org) {
 		problems = append(problems, fmt.Sprintf("-org %q is not a GitHub organization login", o.org))
@@ -138,6 +150,7 @@ func (o *setupOptions) run(ctx context.Context, stdout io.Writer) error {
 		Description:        "Approves fine-grained personal access token requests from Slack.",
 		HookAttributes:     github.HookAttributes{URL: o.webhookURL, Active: true},
 		RedirectURL:        local + "/callback",
+		CallbackURLs:       []string{o.publicURL + identity.CallbackPath},
 		DefaultPermissions: bot.RequiredPermissions,
 		DefaultEvents:      []string{github.EventPATRequest},
 	})
@@ -218,7 +231,16 @@ func (o *setupOptions) write(c github.AppCredentials) error {
 	}
 	if o.apiURL != github.DefaultBaseURL {
 		env += "GITHUB_API_URL=" + o.apiURL + "\n"
+		env += "GITHUB_WEB_URL=" + github.WebURL(o.apiURL) + "/\n"
 	}
+	// Signing in to GitHub: approvers link their accounts (/pat link).
+	key := make([]byte, identity.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	env += fmt.Sprintf("GITHUB_APP_CLIENT_ID=%s\nGITHUB_APP_CLIENT_SECRET=%s\nPATBOT_PUBLIC_URL=%s\n"+
+		"# Seals user tokens at rest. Keep it with the other secrets; losing it means everyone links again.\nPATBOT_SECRET_KEY=%s\n",
+		c.ClientID, c.ClientSecret, o.publicURL, hex.EncodeToString(key))
 	return writeSecretFile(o.envFile, env)
 }
 

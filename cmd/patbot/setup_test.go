@@ -64,6 +64,7 @@ func TestSetupGitHubFromManifest(t *testing.T) {
 	}
 	if manifest.HookAttributes.URL != "https://patbot.example.com/github/webhook" || !manifest.HookAttributes.Active || manifest.Public ||
 		manifest.RedirectURL != local+"/callback" || manifest.URL != "https://patbot.example.com" ||
+		len(manifest.CallbackURLs) != 1 || manifest.CallbackURLs[0] != "https://patbot.example.com/github/callback" ||
 		manifest.DefaultPermissions["organization_personal_access_token_requests"] != "write" ||
 		manifest.DefaultPermissions["organization_personal_access_tokens"] != "write" || manifest.DefaultPermissions["members"] != "read" ||
 		len(manifest.DefaultEvents) != 1 || manifest.DefaultEvents[0] != "personal_access_token_request" {
@@ -99,12 +100,17 @@ func TestSetupGitHubFromManifest(t *testing.T) {
 	}
 	env, _ := os.ReadFile(envFile)
 	mustContain(t, "env file", string(env), "GITHUB_APP_ID=1001\n", "GITHUB_APP_PRIVATE_KEY_FILE="+keyFile+"\n",
-		"GITHUB_WEBHOOK_SECRET=whsec_githubtest\n", "GITHUB_API_URL="+gh.URL)
+		"GITHUB_WEBHOOK_SECRET=whsec_githubtest\n", "GITHUB_API_URL="+gh.URL, "GITHUB_WEB_URL="+gh.WebURL+"\n",
+		"GITHUB_APP_CLIENT_ID="+githubtest.ClientID+"\n", "GITHUB_APP_CLIENT_SECRET="+githubtest.ClientSecret+"\n",
+		"PATBOT_PUBLIC_URL=https://patbot.example.com/\n", "PATBOT_SECRET_KEY=")
+	if m := regexp.MustCompile(`PATBOT_SECRET_KEY=([0-9a-f]{64})\n`).FindStringSubmatch(string(env)); m == nil {
+		t.Errorf("no 32-byte hex secret key in the env file:\n%s", env)
+	}
 	key, _ := os.ReadFile(keyFile)
 	if _, err := github.ParsePrivateKey(key); err != nil {
 		t.Errorf("key file: %v", err)
 	}
-	if !strings.Contains(out.String(), "Install the App on each organization") || strings.Contains(out.String(), "whsec_githubtest") {
+	if !strings.Contains(out.String(), "Install the App on each organization") || strings.Contains(out.String(), "whsec_githubtest") || strings.Contains(out.String(), githubtest.ClientSecret) {
 		t.Errorf("output:\n%s", out)
 	}
 	if len(gh.CallsTo(http.MethodPost, "/app-manifests/code-123/conversions")) != 1 {
