@@ -126,10 +126,11 @@ func writeAudit(w io.Writer, format string, events []store.AuditEvent) error {
 
 func writeAuditCSV(w io.Writer, events []store.AuditEvent) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"seq", "at", "kind", "org", "request_id", "grant_id", "action", "actor", "slack_user", "source", "reason", "detail"})
+	cw.Write([]string{"seq", "at", "kind", "org", "request_id", "grant_id", "action", "actor", "slack_user", "source", "reason", "detail", "actor_id", "as"})
 	for _, e := range events {
 		cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.At.UTC().Format(time.RFC3339Nano), e.Kind, e.Org, idOrEmpty(e.RequestID),
-			idOrEmpty(e.GrantID), e.Action, e.Actor, e.SlackUser, string(e.Source), csvSafe(e.Reason), csvSafe(e.Detail)})
+			idOrEmpty(e.GrantID), e.Action, e.Actor, e.SlackUser, string(e.Source), csvSafe(e.Reason), csvSafe(e.Detail),
+			idOrEmpty(e.ActorID), e.As})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -23,7 +23,7 @@ func TestAuditExport(t *testing.T) {
 	}
 	day := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, e := range []store.AuditEvent{
-		{At: day, Kind: "decision", Org: "acme", RequestID: 1, Action: "approve", Actor: "alice", SlackUser: "U0ALICE", Source: store.SourceSlack},
+		{At: day, Kind: "decision", Org: "acme", RequestID: 1, Action: "approve", Actor: "alice", ActorID: 501, As: store.AsApprover, SlackUser: "U0ALICE", Source: store.SourceSlack},
 		{At: day.Add(24 * time.Hour), Kind: "decision", Org: "acme", RequestID: 2, Action: "deny", Actor: "bob", Source: store.SourceSlack, Reason: "=HYPERLINK(\"x\")"},
 		{At: day.Add(48 * time.Hour), Kind: "revocation", Org: "beta", GrantID: 9, Action: "revoke", Actor: "alice"},
 		{At: day.Add(72 * time.Hour), Kind: "refused", Org: "acme", RequestID: 3, Actor: "carol", Detail: "not authorized"},
@@ -61,6 +61,9 @@ func TestAuditExport(t *testing.T) {
 	rows, err := csv.NewReader(&out).ReadAll()
 	if err != nil || len(rows) != 3 || rows[0][0] != "seq" || rows[1][7] != "alice" || rows[1][8] != "U0ALICE" {
 		t.Fatalf("csv = %v, %v", rows, err)
+	}
+	if rows[0][12] != "actor_id" || rows[0][13] != "as" || rows[1][12] != "501" || rows[1][13] != "approver" {
+		t.Errorf("who GitHub saw act: %v / %v", rows[0], rows[1])
 	}
 	if rows[2][10] != `'=HYPERLINK("x")` {
 		t.Errorf("a formula reached the CSV unneutralised: %q", rows[2][10])
