@@ -451,3 +451,26 @@ func TestRekey(t *testing.T) {
 		t.Errorf("rekey with neither key = %v", err)
 	}
 }
+
+// User tokens that do not expire (an App setting) need no refresh; one
+// GitHub refuses cannot be refreshed, and the user must sign in again.
+func TestNonExpiringTokens(t *testing.T) {
+	r := newRig(t)
+	r.fake.SetUserTokenTTL(0)
+	l := r.link(t, "U1", "alice")
+	if !l.TokenExpires.IsZero() || !l.RefreshExpires.IsZero() {
+		t.Fatalf("link = %+v", l)
+	}
+	r.clock.Advance(365 * 24 * time.Hour)
+	ctx := context.Background()
+	if _, me, err := r.svc.Me(ctx, "U1"); err != nil || me.Login != "alice" {
+		t.Fatalf("a year later: %+v, %v", me, err)
+	}
+	r.fake.RevokeUserAuthorization("alice")
+	if _, _, err := r.svc.Me(ctx, "U1"); !errors.Is(err, ErrRelink) {
+		t.Errorf("after the authorization was revoked: %v, want ErrRelink", err)
+	}
+	if r.fake.Refreshes() != 0 {
+		t.Errorf("%d refreshes", r.fake.Refreshes())
+	}
+}

@@ -441,3 +441,22 @@ func TestE2ERevokeAsApprover(t *testing.T) {
 		}
 	}
 }
+
+// GitHub refusing the approver's own token (403: say, a SAML session
+// ended) is GitHub's verdict on that account, shown as such; the buttons
+// work again.
+func TestE2EGitHubRefusesTheApproversAccount(t *testing.T) {
+	e := newLinkingE2E(t, "approver", nil)
+	e.gh.SetMembership(org, "alice", "admin", "active")
+	e.created()
+	e.link("U0ALICE", "alice")
+	e.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: "/orgs/" + org + "/personal-access-token-requests/", Status: http.StatusForbidden,
+		Message: "Resource protected by organization SAML enforcement.", Times: 1})
+	e.click("U0ALICE", "pat_approve")
+	e.ephemeral("U0ALICE", "GitHub refused your account")
+	e.waitFor("buttons back", func() bool { return hasButtons(e.card()) })
+	mustContain(t, "card", e.card().BlockText(), "GitHub refused your account")
+	if _, ok := e.gh.Review(org, requestID); ok {
+		t.Error("GitHub took the review")
+	}
+}
