@@ -62,7 +62,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 		}
 		v.Orgs = append(v.Orgs, org.Login)
 		for _, g := range grants {
-			all = append(all, view.GrantEntry{Org: org.Login, Grant: g, CanRevoke: verdict.allowed && me.acceptedBy(org)})
+			all = append(all, view.GrantEntry{Org: org.Login, Grant: g, CanRevoke: verdict.allowed && me.acceptedBy(org) && (!org.asApprover() || verdict.owner)})
 		}
 		if revoked != nil && strings.EqualFold(revoked.org, org.Login) && !slices.ContainsFunc(grants, func(g github.Grant) bool { return g.ID == revoked.grant.ID }) {
 			all = append(all, view.GrantEntry{Org: org.Login, Grant: revoked.grant, RevokedBy: revoked.by})

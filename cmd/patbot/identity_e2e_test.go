@@ -183,7 +183,6 @@ func (e *e2e) ephemeralBlocks(user, want string) {
 // the review with their token, and the audit trail says so.
 func TestE2EApproveAsApprover(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.created()
 
 	// Not linked yet: asked to sign in, nothing decided.
@@ -237,7 +236,6 @@ func mustHex(t *testing.T, s string) []byte {
 // refreshed once and the review sent again.
 func TestE2EDenyAsApproverAfterTokenExpired(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.created()
 	e.link("U0ALICE", "alice")
 	e.gh.ExpireUserTokens("alice")
@@ -261,7 +259,6 @@ func TestE2EDenyAsApproverAfterTokenExpired(t *testing.T) {
 // is decided.
 func TestE2ERevokedRefreshTokenAsksToLinkAgain(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.created()
 	e.link("U0ALICE", "alice")
 	e.gh.RevokeUserAuthorization("alice")
@@ -385,7 +382,6 @@ func TestE2EWhoamiAndUnlink(t *testing.T) {
 // under stops with a message naming its id, never the key.
 func TestE2EKeyRotation(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.created()
 	e.link("U0ALICE", "alice")
 	e.stopApp()
@@ -417,7 +413,6 @@ func TestE2EKeyRotation(t *testing.T) {
 // an approver team's member who is not an owner gets no Revoke that works.
 func TestE2ERevokeAsApprover(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.seedGrants()
 	e.link("U0ALICE", "alice")
 	e.command("U0ALICE", "grants halain987", "r1")
@@ -447,7 +442,6 @@ func TestE2ERevokeAsApprover(t *testing.T) {
 // work again.
 func TestE2EGitHubRefusesTheApproversAccount(t *testing.T) {
 	e := newLinkingE2E(t, "approver", nil)
-	e.gh.SetMembership(org, "alice", "admin", "active")
 	e.created()
 	e.link("U0ALICE", "alice")
 	e.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: "/orgs/" + org + "/personal-access-token-requests/", Status: http.StatusForbidden,

@@ -105,15 +105,11 @@ func (db *DB) UpdateLink(slackUser string, change func(l *store.Link) error) (st
 func (db *DB) DeleteLink(slackUser string) (store.Link, error) {
 	var l store.Link
 	err := db.group(func(tx *bbolt.Tx) error {
-		links := tx.Bucket(bucketLinks)
 		l = store.Link{}
-		if err := get(links, []byte(slackUser), &l); err != nil {
+		if err := take(tx.Bucket(bucketLinks), []byte(slackUser), &l); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketLinksByGitHub).Delete(itob(uint64(l.GitHubID))); err != nil {
-			return err
-		}
-		return links.Delete([]byte(slackUser))
+		return tx.Bucket(bucketLinksByGitHub).Delete(itob(uint64(l.GitHubID)))
 	})
 	if err != nil {
 		return store.Link{}, fmt.Errorf("store: delete link of %s: %w", slackUser, err)
@@ -139,12 +135,8 @@ func (db *DB) PutSignIn(s store.SignIn) error {
 func (db *DB) TakeSignIn(key string) (store.SignIn, error) {
 	var s store.SignIn
 	err := db.group(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketSignIns)
 		s = store.SignIn{}
-		if err := get(b, []byte(key), &s); err != nil {
-			return err
-		}
-		return b.Delete([]byte(key))
+		return take(tx.Bucket(bucketSignIns), []byte(key), &s)
 	})
 	if err != nil {
 		return store.SignIn{}, fmt.Errorf("store: take sign-in: %w", err)
@@ -178,4 +170,12 @@ func (db *DB) PruneSignIns(cutoff time.Time, max int) (int, error) {
 		return 0, fmt.Errorf("store: prune sign-ins: %w", err)
 	}
 	return n, nil
+}
+
+// take reads the value under key into v, and deletes it.
+func take(b *bbolt.Bucket, key []byte, v any) error {
+	if err := get(b, key, v); err != nil {
+		return err
+	}
+	return b.Delete(key)
 }
