@@ -103,6 +103,8 @@ type Timers interface {
 	SetTimer(t Timer) (uint64, error)
 	// CancelTimer removes the timer of kind and key; none is no error.
 	CancelTimer(kind, key string) error
+	// Timer returns the timer of kind and key, or ErrNotFound.
+	Timer(kind, key string) (Timer, error)
 	// ClaimDueTimers claims up to max timers due at now that no runner
 	// holds (or whose runner's lease has lapsed), earliest first, until
 	// now+lease, and returns them with their attempts counted.
@@ -150,11 +152,12 @@ type Requests interface {
 	// aborts without writing and is returned (wrapped). change may run
 	// more than once and must not do I/O.
 	UpdateRequest(org string, id int64, change func(r *Request, exists bool) error) (Request, error)
-	// UpdateRequestWithTimer is UpdateRequest that also sets timer t (see
+	// UpdateRequestWithTimers is UpdateRequest that also sets timers (see
 	// Timers.SetTimer) in the same transaction when change succeeds, and
-	// returns the timer's ID: work that must follow a change (settling a
-	// claim after a crash, say) cannot be lost between the two.
-	UpdateRequestWithTimer(org string, id int64, t Timer, change func(r *Request, exists bool) error) (Request, uint64, error)
+	// returns their IDs in order: work that must follow a change (settling
+	// a claim after a crash, ending a time-bound grant) cannot be lost
+	// between the two.
+	UpdateRequestWithTimers(org string, id int64, timers []Timer, change func(r *Request, exists bool) error) (Request, []uint64, error)
 	// Requests lists the records of one org ("" for every org) in any of
 	// states (any state when none are given).
 	Requests(org string, states ...State) ([]Request, error)
@@ -211,6 +214,7 @@ const (
 	SourceWebhook   Source = "webhook"   // a GitHub webhook (GitHub's UI, another tool, or a confirmation)
 	SourceSlack     Source = "slack"     // an approver in Slack
 	SourceReconcile Source = "reconcile" // patbot's periodic comparison with GitHub
+	SourcePolicy    Source = "policy"    // a rule of the org's policy
 )
 
 // Request is patbot's record of one fine-grained PAT request.
@@ -258,9 +262,47 @@ type Request struct {
 	LastAttempt *Decision `json:"last_attempt,omitempty"`
 	// Failure describes the latest failed attempt, shown on the card until
 	// the request is decided.
-	Failure string    `json:"failure,omitempty"`
-	History []Change  `json:"history,omitempty"`
-	Updated time.Time `json:"updated"`
+	Failure string `json:"failure,omitempty"`
+	// Policy is what the org's rules said of the request when it arrived.
+	Policy *PolicyVerdict `json:"policy,omitempty"`
+	// Approvals are the approvals counted so far, when the rules ask for
+	// more than one approver.
+	Approvals []Approval `json:"approvals,omitempty"`
+	// GrantEnds is when patbot revokes the grant of a time-bound
+	// approval; GrantEnded is when it did.
+	GrantEnds  *time.Time `json:"grant_ends,omitempty"`
+	GrantEnded *time.Time `json:"grant_ended,omitempty"`
+	History    []Change   `json:"history,omitempty"`
+	Updated    time.Time  `json:"updated"`
+}
+
+// PolicyVerdict is what an org's rules said of a request.
+type PolicyVerdict struct {
+	Mode      string        `json:"mode"`           // enforce or suggest
+	Rule      string        `json:"rule,omitempty"` // "" when no rule matched
+	Action    string        `json:"action"`         // approve, deny or review
+	Reason    string        `json:"reason,omitempty"`
+	Approvals int           `json:"approvals,omitempty"`
+	GrantFor  time.Duration `json:"grant_for,omitempty"`
+	Flags     []Flag        `json:"flags,omitempty"`
+	// Unchecked names the rules whose facts could not be had.
+	Unchecked []string `json:"unchecked,omitempty"`
+}
+
+// Flag is one risk of a request, with a short reason.
+type Flag struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Approval is one approver's approval, counted toward the approvals a
+// rule asks for.
+type Approval struct {
+	Actor     string        `json:"actor"`
+	ActorID   int64         `json:"actor_id,omitempty"`
+	SlackUser string        `json:"slack_user"`
+	At        time.Time     `json:"at"`
+	GrantFor  time.Duration `json:"grant_for,omitempty"` // the approver's choice, if any
 }
 
 // Permissions are grouped as GitHub groups them: organization, repository
@@ -292,6 +334,10 @@ type Decision struct {
 	// GitHub; As is whom GitHub saw decide (AsApp or AsApprover).
 	ActorID int64  `json:"actor_id,omitempty"`
 	As      string `json:"as,omitempty"`
+	// Rule is the policy rule that decided (Source SourcePolicy).
+	Rule string `json:"rule,omitempty"`
+	// GrantFor is how long the approved grant lasts (0: as the token).
+	GrantFor time.Duration `json:"grant_for,omitempty"`
 }
 
 // Change is one entry in a request's history.
@@ -353,7 +399,7 @@ type Job struct {
 type AuditEvent struct {
 	Seq       uint64    `json:"seq"`
 	At        time.Time `json:"at"`
-	Kind      string    `json:"kind"` // decision, refused, failed, revocation, link, unlink
+	Kind      string    `json:"kind"` // decision, approval, refused, failed, revocation, link, unlink
 	Org       string    `json:"org"`
 	RequestID int64     `json:"request_id,omitempty"`
 	GrantID   int64     `json:"grant_id,omitempty"`
@@ -362,7 +408,10 @@ type AuditEvent struct {
 	ActorID   int64     `json:"actor_id,omitempty"` // GitHub user id, when the actor signed in to GitHub
 	// As is whom GitHub saw make a decision or revocation: AsApprover
 	// (the actor's own token) or AsApp (the App's installation).
-	As        string `json:"as,omitempty"`
+	As string `json:"as,omitempty"`
+	// Rule is the policy rule behind an automated decision, approval count
+	// or revocation.
+	Rule      string `json:"rule,omitempty"`
 	SlackUser string `json:"slack_user,omitempty"`
 	Source    Source `json:"source,omitempty"`
 	Reason    string `json:"reason,omitempty"`

@@ -47,6 +47,9 @@ type CardView struct {
 	WebURL         string // https://github.com or a GitHub Enterprise Server host
 	RequesterSlack string // Slack user ID of the requester, "" if not mapped
 	Now            time.Time
+	// ChooseGrantFor: Approve opens a dialog to pick how long access
+	// lasts, instead of a confirmation.
+	ChooseGrantFor bool
 }
 
 // Truncate cuts s to at most n characters, marking the cut.
@@ -118,10 +121,11 @@ func Card(c CardView) ([]slack.Block, string) {
 	if r.RepositorySelection == "subset" {
 		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(repositoriesText(r)), nil, nil))
 	}
-	blocks = append(blocks,
-		slack.NewSectionBlock(Mrkdwn("*Permissions*\n"+permissionsText(r)), nil, nil),
-		slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Request %d · <%s|Open in GitHub>", r.ID, c.RequestURL()))),
-	)
+	blocks = append(blocks, slack.NewSectionBlock(Mrkdwn("*Permissions*\n"+permissionsText(r)), nil, nil))
+	if policy := policyText(r); policy != "" {
+		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(policy), nil, nil))
+	}
+	blocks = append(blocks, slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Request %d · <%s|Open in GitHub>", r.ID, c.RequestURL()))))
 	if status := c.status(); status != "" {
 		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(status), nil, nil))
 	}
@@ -268,6 +272,9 @@ func permissionsText(r store.Request) string {
 // Decider names who decided: the Slack approver when patbot decided,
 // otherwise the GitHub login.
 func Decider(d *store.Decision) string {
+	if d.Source == store.SourcePolicy {
+		return "rule *" + Escape(d.Rule) + "*"
+	}
 	if d.SlackUser != "" {
 		return fmt.Sprintf("<@%s> (%s)", d.SlackUser, Escape(d.Actor))
 	}
@@ -303,12 +310,22 @@ func (c CardView) status() string {
 			return fmt.Sprintf("%s *%s* in GitHub", emoji, verb)
 		}
 		where := ""
-		if d.Source != store.SourceSlack {
+		switch d.Source {
+		case store.SourceSlack:
+		case store.SourcePolicy:
+			where = " automatically"
+		default:
 			where = " in GitHub"
 		}
 		s := fmt.Sprintf("%s *%s*%s by %s · %s", emoji, verb, where, Decider(d), SlackDate(d.At))
 		if r.State == store.StateDenied && d.Reason != "" {
 			s += "\n" + Quote(d.Reason)
+		}
+		switch {
+		case r.State == store.StateApproved && r.GrantEnded != nil:
+			s += fmt.Sprintf("\n:lock: Access ended %s: patbot revoked the grant when its time was up.", SlackDate(*r.GrantEnded))
+		case r.State == store.StateApproved && r.GrantEnds != nil:
+			s += fmt.Sprintf("\n:hourglass: Access granted until %s; then patbot revokes it.", SlackDate(*r.GrantEnds))
 		}
 		return s
 	case store.StateCancelled:
@@ -334,12 +351,16 @@ func (c CardView) buttons() slack.Block {
 	value := RequestKey(c.OrgLogin, r.ID)
 	approve := slack.NewButtonBlockElement(ActionApprove, value, Plain("Approve"))
 	approve.Style = slack.StylePrimary
-	approve.Confirm = slack.NewConfirmationBlockObject(
-		Plain("Approve this token?"),
-		Plain(Truncate(fmt.Sprintf("%s's token “%s” will get the listed access to %s.", r.Owner, TokenName(r), c.OrgLogin), 300)),
-		Plain("Approve"),
-		Plain("Cancel"),
-	)
+	if c.ChooseGrantFor {
+		approve.Text = Plain("Approve…") // the dialog asks for how long, and confirms
+	} else {
+		approve.Confirm = slack.NewConfirmationBlockObject(
+			Plain("Approve this token?"),
+			Plain(Truncate(fmt.Sprintf("%s's token “%s” will get the listed access to %s.", r.Owner, TokenName(r), c.OrgLogin), 300)),
+			Plain("Approve"),
+			Plain("Cancel"),
+		)
+	}
 	deny := slack.NewButtonBlockElement(ActionDeny, value, Plain("Deny…"))
 	deny.Style = slack.StyleDanger
 	return slack.NewActionBlock("", approve, deny)
@@ -357,6 +378,13 @@ func (c CardView) fallback() string {
 		s += " (cancelled)"
 	case store.StateClosed:
 		s += " (no longer pending)"
+	}
+	if p := r.Policy; p != nil && len(p.Flags) > 0 {
+		names := make([]string, len(p.Flags))
+		for i, f := range p.Flags {
+			names[i] = f.Name
+		}
+		s += " [flags: " + strings.Join(names, ", ") + "]"
 	}
 	return s
 }

@@ -42,21 +42,29 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *store.Request, 
 	return db.updateRequest(org, id, change, nil)
 }
 
-// UpdateRequestWithTimer implements store.Requests.
-func (db *DB) UpdateRequestWithTimer(org string, id int64, t store.Timer, change func(r *store.Request, exists bool) error) (store.Request, uint64, error) {
-	if err := t.Valid(); err != nil {
-		return store.Request{}, 0, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+// UpdateRequestWithTimers implements store.Requests.
+func (db *DB) UpdateRequestWithTimers(org string, id int64, timers []store.Timer, change func(r *store.Request, exists bool) error) (store.Request, []uint64, error) {
+	for _, t := range timers {
+		if err := t.Valid(); err != nil {
+			return store.Request{}, nil, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+		}
 	}
-	var timerID uint64
+	var ids []uint64
 	r, err := db.updateRequest(org, id, change, func(tx *bbolt.Tx) error {
-		var err error
-		timerID, err = setTimer(tx, t)
-		return err
+		ids = ids[:0]
+		for _, t := range timers {
+			id, err := setTimer(tx, t)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
 	})
 	if err != nil {
-		return store.Request{}, 0, err
+		return store.Request{}, nil, err
 	}
-	return r, timerID, nil
+	return r, ids, nil
 }
 
 func (db *DB) updateRequest(org string, id int64, change func(r *store.Request, exists bool) error, also func(*bbolt.Tx) error) (store.Request, error) {

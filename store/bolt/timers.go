@@ -107,6 +107,22 @@ func (db *DB) CancelTimer(kind, key string) error {
 	return nil
 }
 
+// Timer implements store.Timers.
+func (db *DB) Timer(kind, key string) (store.Timer, error) {
+	var t store.Timer
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bucketTimersKeys).Get(timerNameKey(kind, key))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		return get(tx.Bucket(bucketTimers), raw, &t)
+	})
+	if err != nil {
+		return store.Timer{}, fmt.Errorf("store: timer %s %s: %w", kind, key, err)
+	}
+	return t, nil
+}
+
 // ClaimDueTimers implements store.Timers.
 func (db *DB) ClaimDueTimers(now time.Time, lease time.Duration, max int) ([]store.Timer, error) {
 	var claimed []store.Timer

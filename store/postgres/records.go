@@ -211,17 +211,26 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *store.Request, 
 	return db.updateRequest(org, id, change, nil)
 }
 
-// UpdateRequestWithTimer implements store.Requests.
-func (db *DB) UpdateRequestWithTimer(org string, id int64, t store.Timer, change func(r *store.Request, exists bool) error) (store.Request, uint64, error) {
-	if err := t.Valid(); err != nil {
-		return store.Request{}, 0, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+// UpdateRequestWithTimers implements store.Requests.
+func (db *DB) UpdateRequestWithTimers(org string, id int64, timers []store.Timer, change func(r *store.Request, exists bool) error) (store.Request, []uint64, error) {
+	for _, t := range timers {
+		if err := t.Valid(); err != nil {
+			return store.Request{}, nil, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
+		}
 	}
-	var timerID uint64
-	r, err := db.updateRequest(org, id, change, func(ctx context.Context, tx pgx.Tx) (err error) {
-		timerID, err = setTimer(ctx, tx, t)
-		return err
+	var ids []uint64
+	r, err := db.updateRequest(org, id, change, func(ctx context.Context, tx pgx.Tx) error {
+		ids = ids[:0]
+		for _, t := range timers {
+			id, err := setTimer(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
 	})
-	return r, timerID, err
+	return r, ids, err
 }
 
 // updateRequest reads the record under a row lock, so that concurrent

@@ -46,6 +46,21 @@ func (db *DB) CancelTimer(kind, key string) error {
 	return nil
 }
 
+// Timer implements store.Timers.
+func (db *DB) Timer(kind, key string) (store.Timer, error) {
+	ctx, cancel := op()
+	defer cancel()
+	rows, err := db.pool.Query(ctx, `SELECT id, kind, key, due, payload, attempts, last_error, lease_until FROM timers WHERE kind = $1 AND key = $2`, kind, key)
+	if err == nil {
+		var t store.Timer
+		t, err = pgx.CollectExactlyOneRow(rows, scanTimer)
+		if err == nil {
+			return t, nil
+		}
+	}
+	return store.Timer{}, fmt.Errorf("store: timer %s %s: %w", kind, key, notFound(err))
+}
+
 // ClaimDueTimers implements store.Timers. Rows another runner is claiming
 // at the same moment are skipped, not waited for.
 func (db *DB) ClaimDueTimers(now time.Time, lease time.Duration, max int) ([]store.Timer, error) {

@@ -48,7 +48,7 @@ func Run(t *testing.T, b Backend) {
 		{"JobNumbersGoOnAfterReopen", testJobNumbersGoOnAfterReopen},
 		{"ConcurrentUpdatesOfOneRequest", testConcurrentUpdatesOfOneRequest},
 		{"ConcurrentClaimsOneWins", testConcurrentClaimsOneWins},
-		{"UpdateRequestWithTimer", testUpdateRequestWithTimer},
+		{"UpdateRequestWithTimers", testUpdateRequestWithTimers},
 		{"AuditAfterAndCursor", testAuditAfterAndCursor},
 		{"Timers", testTimers},
 		{"NextTimerDue", testNextTimerDue},
@@ -388,24 +388,29 @@ func testConcurrentClaimsOneWins(t *testing.T, b Backend) {
 
 // A change and the timer that must follow it are written together, or
 // neither is.
-func testUpdateRequestWithTimer(t *testing.T, b Backend) {
+func testUpdateRequestWithTimers(t *testing.T, b Backend) {
 	db := b.open(t)
 	at := Epoch.Add(30 * time.Second)
 	boom := errors.New("boom")
-	if _, _, err := db.UpdateRequestWithTimer("acme", 1, store.Timer{Kind: "settle", Key: "acme/1", Due: at}, func(r *store.Request, _ bool) error { return boom }); !errors.Is(err, boom) {
+	if _, _, err := db.UpdateRequestWithTimers("acme", 1, []store.Timer{{Kind: "settle", Key: "acme/1", Due: at}}, func(r *store.Request, _ bool) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 	if next, _ := db.NextTimerDue(); !next.IsZero() {
 		t.Fatalf("timer set for an aborted change, due %v", next)
 	}
-	r, id, err := db.UpdateRequestWithTimer("acme", 1, store.Timer{Kind: "settle", Key: "acme/1", Due: at, Payload: []byte(`{"x":1}`)},
-		func(r *store.Request, _ bool) error { r.State = store.StateDeciding; r.Unconfirmed = true; return nil })
-	if err != nil || r.State != store.StateDeciding {
-		t.Fatal(r, err)
+	r, ids, err := db.UpdateRequestWithTimers("acme", 1, []store.Timer{
+		{Kind: "settle", Key: "acme/1", Due: at, Payload: []byte(`{"x":1}`)},
+		{Kind: "grant_end", Key: "acme/1", Due: at.Add(time.Hour)},
+	}, func(r *store.Request, _ bool) error { r.State = store.StateDeciding; r.Unconfirmed = true; return nil })
+	if err != nil || r.State != store.StateDeciding || len(ids) != 2 {
+		t.Fatal(r, ids, err)
 	}
 	due, err := db.ClaimDueTimers(at, time.Minute, 10)
-	if err != nil || len(due) != 1 || due[0].ID != id || due[0].Kind != "settle" || string(due[0].Payload) != `{"x":1}` {
+	if err != nil || len(due) != 1 || due[0].ID != ids[0] || due[0].Kind != "settle" || string(due[0].Payload) != `{"x":1}` {
 		t.Fatalf("timers due = %+v, %v", due, err)
+	}
+	if g, err := db.Timer("grant_end", "acme/1"); err != nil || g.ID != ids[1] {
+		t.Fatalf("second timer = %+v, %v", g, err)
 	}
 	if got, _ := db.Request("acme", 1); !got.Unconfirmed {
 		t.Error("Unconfirmed not kept")

@@ -25,6 +25,12 @@ func testTimers(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	db.SetTimer(store.Timer{Kind: "digest", Key: "acme", Due: due.Add(time.Hour)})
+	if got, err := db.Timer("remind", "acme/1"); err != nil || got.ID != id || !got.Due.Equal(due) || string(got.Payload) != `{"n":1}` {
+		t.Fatalf("timer by kind and key = %+v, %v", got, err)
+	}
+	if _, err := db.Timer("remind", "acme/2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a timer that does not exist: %v", err)
+	}
 	if next, _ := db.NextTimerDue(); !next.Equal(due) {
 		t.Errorf("next = %v, want %v", next, due)
 	}
