@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patbot/patbot/bot/identity"
+	"github.com/patbot/patbot/bot/policy"
 	"github.com/patbot/patbot/bot/scheduler"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
@@ -52,6 +53,9 @@ type Org struct {
 	// App's installation, the default) or DecideAsApprover (the
 	// approver's own token: only owners then).
 	DecideAs string
+	// Policy is the org's rules; nil when it has none (people decide
+	// everything, one approval each).
+	Policy *policy.Policy
 }
 
 // Org settings' values.
@@ -238,6 +242,7 @@ type Bot struct {
 	signingSecret string
 	webURL        string
 	authz         *authorizer
+	teams         *teamCache        // requesters' team memberships, for rules
 	identity      *identity.Service // nil when linking is off
 	cardLocks     cardLocks
 	// responseClient posts to Slack response URLs, with a timeout and
@@ -325,6 +330,7 @@ func New(d Deps) (*Bot, error) {
 		signingSecret: d.SlackSigningSecret,
 		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
 		authz:         newAuthorizer(d.GitHub, d.Clock.Now),
+		teams:         &teamCache{gh: d.GitHub, now: d.Clock.Now, entries: map[string]teamEntry{}},
 		responseClient: &http.Client{Timeout: 10 * time.Second, Transport: d.SlackTransport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		responsePrefixes:  d.ResponseURLPrefixes,
@@ -376,6 +382,8 @@ func New(d Deps) (*Bot, error) {
 	b.jobs.Before(func(stop context.Context) { b.intake.wait(stop, b.maxYield) }) // webhook intake first
 	b.timers = scheduler.NewTimers(d.Store, d.Clock, b.log)
 	b.timers.Handle(timerSettle, b.settleClaim)
+	b.timers.Handle(timerGrantEnd, b.endGrant)
+	b.timers.Handle(timerGrantReminder, b.remindGrant)
 	for _, id := range unfinished {
 		b.queueJob(id)
 	}

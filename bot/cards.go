@@ -33,11 +33,11 @@ func (l *cardLocks) lock(org string, id int64) func() {
 }
 
 func (b *Bot) cardView(r store.Request) view.CardView {
-	login := r.Org
+	login, choose := r.Org, false
 	if o, ok := b.config().Org(r.Org); ok {
-		login = o.Login
+		login, choose = o.Login, o.Policy != nil && len(o.Policy.GrantForChoices) > 0
 	}
-	return view.CardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now()}
+	return view.CardView{Req: r, OrgLogin: login, WebURL: b.webURL, RequesterSlack: b.slackUserOf(r.Owner), Now: b.now(), ChooseGrantFor: choose}
 }
 
 func cardOptions(blocks []slack.Block, text string) []slack.MsgOption {
@@ -231,6 +231,9 @@ func (b *Bot) notifyRequester(ctx context.Context, r store.Request) {
 	text := fmt.Sprintf("Your fine-grained token request “%s” for *%s* was %s by %s.", view.Escape(view.TokenName(r)), view.Escape(card.OrgLogin), verb, view.Decider(r.Decision))
 	if r.State == store.StateDenied && r.Decision.Reason != "" {
 		text += "\n" + view.Quote(r.Decision.Reason)
+	}
+	if r.State == store.StateApproved && r.GrantEnds != nil {
+		text += fmt.Sprintf("\nThe access lasts until %s: then patbot revokes it.", view.SlackDate(*r.GrantEnds))
 	}
 	text += fmt.Sprintf("\n<%s|Open in GitHub>", card.RequestURL())
 	if err := b.dm(ctx, user, text); err != nil {

@@ -25,7 +25,8 @@ type decisionRequest struct {
 	action    string // github.ActionApprove or github.ActionDeny
 	reason    string // deny only
 	slackUser string
-	channel   string // where to answer the approver
+	channel   string        // where to answer the approver
+	grantFor  time.Duration // approve: how long the approver picked (grant_for_choices)
 }
 
 var (
@@ -134,7 +135,7 @@ func (b *Bot) alreadyText(r store.Request) string {
 		verb := map[store.State]string{store.StateApproved: "approved", store.StateDenied: "denied"}[r.State]
 		if d != nil {
 			where := ""
-			if d.Source != store.SourceSlack {
+			if d.Source != store.SourceSlack && d.Source != store.SourcePolicy {
 				where = " in GitHub"
 			}
 			return fmt.Sprintf("This request was already %s%s by %s.", verb, where, view.Decider(d))
@@ -165,9 +166,10 @@ type settlePayload struct {
 	Channel string    `json:"channel"` // where to tell the approver
 }
 
-// decide carries out an approver's decision: check who asks, claim the
-// request so that no one else decides it, send the review to GitHub, and
-// show the outcome. It runs after Slack has been acknowledged.
+// decide carries out an approver's decision: check who asks, count the
+// approval when the rules ask for several, claim the request so that no
+// one else decides it, send the review to GitHub, and show the outcome. It
+// runs after Slack has been acknowledged.
 func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 	log := b.log.With(LogOrg, d.org, LogRequest, d.id, LogAction, d.action, "slack_user", d.slackUser)
 	who, refused := b.checkApprover(ctx, d, b.authz.verify)
@@ -176,6 +178,14 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		return
 	}
 	log = log.With(LogActor, who.login)
+	grantFor := time.Duration(0)
+	if d.action == github.ActionApprove {
+		complete, g := b.countApproval(ctx, log, who, d)
+		if !complete {
+			return
+		}
+		grantFor = g
+	}
 	if who.org.asApprover() && !b.approverToken(ctx, log, &who, d) {
 		return
 	}
@@ -184,15 +194,25 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		as = store.AsApprover
 	}
 	claim := &store.Decision{Action: d.action, Actor: who.login, ActorID: who.githubID, As: as, SlackUser: d.slackUser, Reason: d.reason, At: b.now(),
-		Source: store.SourceSlack, Authority: who.why}
+		Source: store.SourceSlack, Authority: who.why, GrantFor: grantFor}
+	b.carryOut(ctx, log, who, d, claim)
+}
+
+// carryOut claims a request for a decision, sends the review to GitHub and
+// shows the outcome: the one path of every decision, an approver's or a
+// rule's. The claim's transaction also writes the timer that settles it
+// if patbot cannot, and, for a time-bound approval, the timers that end
+// the grant.
+func (b *Bot) carryOut(ctx context.Context, log *slog.Logger, who approver, d decisionRequest, claim *store.Decision) {
 	payload, err := json.Marshal(settlePayload{Org: who.org.Login, ID: d.id, At: claim.At, Channel: d.channel})
 	if err != nil {
 		log.Error("cannot encode the settle timer", "err", err)
 		return
 	}
-	timer := store.Timer{Kind: timerSettle, Key: view.RequestKey(who.org.Login, d.id), Due: claim.At.Add(settleAfter), Payload: payload}
+	timers := append([]store.Timer{{Kind: timerSettle, Key: view.RequestKey(who.org.Login, d.id), Due: claim.At.Add(settleAfter), Payload: payload}},
+		grantTimers(who.org.Login, d.id, claim)...)
 	var current store.Request
-	_, timerID, err := b.store.UpdateRequestWithTimer(who.org.Login, d.id, timer, func(r *store.Request, exists bool) error {
+	_, timerIDs, err := b.store.UpdateRequestWithTimers(who.org.Login, d.id, timers, func(r *store.Request, exists bool) error {
 		if !exists {
 			return errNoRecord
 		}
@@ -201,7 +221,12 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 			return errTaken
 		}
 		r.Decision, r.LastAttempt, r.Failure, r.Unconfirmed = claim, claim, "", false
-		r.SetState(store.StateDeciding, claim.At, store.SourceSlack, who.login, d.action)
+		r.GrantEnds = nil
+		if claim.Action == github.ActionApprove && claim.GrantFor > 0 {
+			ends := claim.At.Add(claim.GrantFor)
+			r.GrantEnds = &ends
+		}
+		r.SetState(store.StateDeciding, claim.At, claim.Source, who.login, d.action)
 		return nil
 	})
 	switch {
@@ -214,6 +239,7 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		b.tell(ctx, d.channel, d.slackUser, "patbot could not record your decision. Nothing was changed; try again.")
 		return
 	}
+	b.timers.Wake() // a grant's end may be near
 
 	err = b.review(ctx, &who, d)
 	settled := true
@@ -225,7 +251,7 @@ func (b *Bot) decide(ctx context.Context, d decisionRequest) {
 		settled = b.settle(ctx, log, who, d, claim, err)
 	}
 	if settled {
-		if err := b.store.FinishTimer(timerID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := b.store.FinishTimer(timerIDs[0]); err != nil && !errors.Is(err, store.ErrNotFound) {
 			log.Warn("cannot remove the settle timer; it will find the request settled", "err", err)
 		}
 		return
@@ -357,7 +383,7 @@ func (b *Bot) confirm(ctx context.Context, log *slog.Logger, org string, d decis
 		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
 			r.Decision.At = b.now()
 			r.LastAttempt, r.Failure, r.Unconfirmed = nil, "", false
-			r.SetState(final, r.Decision.At, store.SourceSlack, claim.Actor, how)
+			r.SetState(final, r.Decision.At, claim.Source, claim.Actor, how)
 			credited = true
 		}
 		return nil
@@ -376,9 +402,9 @@ func (b *Bot) confirm(ctx context.Context, log *slog.Logger, org string, d decis
 // card and the requester's DM.
 func (b *Bot) recordDecision(ctx context.Context, log *slog.Logger, r store.Request, claim *store.Decision, how string) {
 	b.audit(store.AuditEvent{Kind: "decision", Org: r.Org, RequestID: r.ID, Action: claim.Action, Actor: claim.Actor, ActorID: claim.ActorID,
-		As: cmp.Or(claim.As, store.AsApp), SlackUser: claim.SlackUser, Source: store.SourceSlack, Reason: claim.Reason,
-		Detail: "authorized as " + claim.Authority + "; " + how})
-	b.metrics.decisions.WithLabelValues(string(r.State), string(store.SourceSlack)).Inc()
+		As: cmp.Or(claim.As, store.AsApp), Rule: claim.Rule, SlackUser: claim.SlackUser, Source: cmp.Or(claim.Source, store.SourceSlack),
+		Reason: claim.Reason, Detail: "authorized as " + claim.Authority + "; " + how})
+	b.metrics.decisions.WithLabelValues(string(r.State), string(cmp.Or(claim.Source, store.SourceSlack))).Inc()
 	log.Info("decision made", "state", r.State, "how", how)
 	b.showCard(ctx, log, r.Org, r.ID)
 	b.notifyRequester(ctx, r)
@@ -390,12 +416,12 @@ func (b *Bot) closeClaim(ctx context.Context, log *slog.Logger, who approver, d 
 	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
 		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
 			r.Decision, r.Unconfirmed = nil, false
-			r.SetState(store.StateClosed, b.now(), store.SourceSlack, who.login, "GitHub: no longer pending")
+			r.SetState(store.StateClosed, b.now(), claim.Source, who.login, "GitHub: no longer pending")
 		}
 		return nil
 	})
 	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login,
-		SlackUser: d.slackUser, Source: store.SourceSlack, Detail: "no longer pending in GitHub"})
+		SlackUser: d.slackUser, Source: claim.Source, Detail: "no longer pending in GitHub"})
 	log.Info("request no longer pending in GitHub")
 	b.showCard(ctx, log, who.org.Login, d.id)
 	b.tell(ctx, d.channel, d.slackUser, "GitHub says this request is no longer pending: it was decided or withdrawn elsewhere. Nothing was changed.")
@@ -413,7 +439,7 @@ func (b *Bot) awaitConfirmation(ctx context.Context, log *slog.Logger, who appro
 		return nil
 	})
 	b.audit(store.AuditEvent{Kind: "unconfirmed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: claim.ActorID,
-		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why + "; waiting for GitHub to confirm"})
+		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: claim.Source, Detail: why + "; waiting for GitHub to confirm"})
 	log.Warn("GitHub's answer to the review was lost; waiting for GitHub to confirm", "err", reviewErr)
 	b.showCard(ctx, log, who.org.Login, d.id)
 	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("%s, so patbot cannot tell yet whether your %s went through. "+
@@ -485,14 +511,14 @@ func (b *Bot) fail(ctx context.Context, log *slog.Logger, who approver, d decisi
 	failure := fmt.Sprintf("%s tried to %s at %s, but %s. Nothing was decided; try again.", who.login, d.action, claim.At.UTC().Format("15:04 UTC"), why)
 	b.store.UpdateRequest(who.org.Login, d.id, func(r *store.Request, _ bool) error {
 		if r.State == store.StateDeciding && sameDecision(r.Decision, claim) {
-			r.Decision, r.Failure, r.Unconfirmed = nil, failure, false
-			r.SetState(store.StatePending, b.now(), store.SourceSlack, who.login, "GitHub: "+why)
+			r.Decision, r.Failure, r.Unconfirmed, r.GrantEnds = nil, failure, false, nil
+			r.SetState(store.StatePending, b.now(), claim.Source, who.login, "GitHub: "+why)
 		}
 		return nil
 	})
 	b.audit(store.AuditEvent{Kind: "failed", Org: who.org.Login, RequestID: d.id, Action: d.action, Actor: who.login, ActorID: claim.ActorID,
-		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: store.SourceSlack, Detail: why})
-	b.metrics.decisions.WithLabelValues("failed", string(store.SourceSlack)).Inc()
+		As: cmp.Or(claim.As, store.AsApp), SlackUser: d.slackUser, Source: claim.Source, Detail: why})
+	b.metrics.decisions.WithLabelValues("failed", string(claim.Source)).Inc()
 	log.Warn("GitHub did not take the decision", "why", why)
 	b.showCard(ctx, log, who.org.Login, d.id)
 	b.tell(ctx, d.channel, d.slackUser, fmt.Sprintf("Your %s did not go through: %s. Nothing was decided; the buttons work.", view.DecisionNoun(d.action), why))

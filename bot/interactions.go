@@ -151,8 +151,11 @@ func (b *Bot) HandleInteraction(ctx context.Context, ic slack.InteractionCallbac
 			}
 		}
 	case slack.InteractionTypeViewSubmission:
-		if ic.View.CallbackID == CallbackDeny {
+		switch ic.View.CallbackID {
+		case CallbackDeny:
 			return b.handleDenySubmission(ic)
+		case view.CallbackApproveFor:
+			return b.handleApproveForSubmission(ic)
 		}
 	}
 	return nil, nil
@@ -188,6 +191,9 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 	d := decisionRequest{org: org, id: id, slackUser: ic.User.ID, channel: channel}
 	if a.ActionID == ActionApprove {
 		d.action = github.ActionApprove
+		if o, ok := b.config().Org(org); ok && o.Policy != nil && len(o.Policy.GrantForChoices) > 0 {
+			return b.openApproveForModal(ctx, ic.TriggerID, o, d)
+		}
 		return b.submit(func(ctx context.Context) { b.decide(ctx, d) })
 	}
 	return b.openDenyModal(ctx, ic.TriggerID, d)

@@ -55,8 +55,13 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 		r, err := b.store.Request(ev.Org, ev.Request.ID)
 		if err == nil && (r.State != store.StatePending || r.Card.TS != "") {
 			// Decided or posted already; a card an earlier attempt may have
-			// posted unrecorded is found and brought up to date.
-			return b.refreshCard(ctx, ev.Org, ev.Request.ID)
+			// posted unrecorded is found and brought up to date, and a
+			// rule's decision an earlier attempt did not make is made.
+			if err := b.refreshCard(ctx, ev.Org, ev.Request.ID); err != nil {
+				return err
+			}
+			b.enforce(ctx, org, ev.Request.ID)
+			return nil
 		}
 		if pr, pending, err = b.findPending(ctx, org, ev.Request.ID, ev.Request.Owner.Login, ev.Request.TokenID); err != nil {
 			return fmt.Errorf("look up request in GitHub: %w", err)
@@ -88,7 +93,14 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 		}
 		return err
 	}
-	return b.postCardRecorded(ctx, org, ev.Request.ID, intentBefore)
+	if err := b.judge(ctx, org, ev.Request.ID); err != nil {
+		return fmt.Errorf("record the policy's verdict: %w", err)
+	}
+	if err := b.postCardRecorded(ctx, org, ev.Request.ID, intentBefore); err != nil {
+		return err
+	}
+	b.enforce(ctx, org, ev.Request.ID)
+	return nil
 }
 
 // enrich completes a record with what only the list-requests endpoint says.

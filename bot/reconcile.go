@@ -136,8 +136,15 @@ func (b *Bot) adopt(ctx context.Context, org Org, pr github.PendingRequest) erro
 	if err != nil {
 		return err
 	}
+	if err := b.judge(ctx, org, pr.ID); err != nil {
+		return err
+	}
 	b.log.Info("posting a card for a request patbot had not shown", LogOrg, org.Login, LogRequest, pr.ID)
-	return b.postCard(ctx, org, pr.ID)
+	if err := b.postCard(ctx, org, pr.ID); err != nil {
+		return err
+	}
+	b.enforce(ctx, org, pr.ID)
+	return nil
 }
 
 // unclaim puts a request whose decision never reached GitHub back to

@@ -21,6 +21,7 @@ import (
 
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/identity"
+	"github.com/patbot/patbot/bot/policy"
 	"github.com/patbot/patbot/github"
 )
 
@@ -288,8 +289,9 @@ type policyFile struct {
 type policyOrg struct {
 	Channel       string   `yaml:"channel"`
 	ApproverTeams []string `yaml:"approver_teams"`
-	Identity      string   `yaml:"identity"`
-	DecideAs      string   `yaml:"decide_as"`
+	Identity      string       `yaml:"identity"`
+	DecideAs      string       `yaml:"decide_as"`
+	Policy        *policy.Spec `yaml:"policy"`
 }
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
@@ -346,8 +348,14 @@ func loadPolicy(path string) (bot.Config, []string) {
 		if _, dup := p.Orgs[key]; dup {
 			add("orgs.%s: listed twice (org logins ignore case)", login)
 		}
-		p.Orgs[key] = bot.Org{Login: login, Channel: o.Channel, ApproverTeams: o.ApproverTeams, Identity: o.Identity,
+		org := bot.Org{Login: login, Channel: o.Channel, ApproverTeams: o.ApproverTeams, Identity: o.Identity,
 			DecideAs: cmp.Or(o.DecideAs, bot.DecideAsApp)}
+		if o.Policy != nil {
+			compiled, policyProblems := o.Policy.Compile("orgs." + login + ".policy")
+			problems = append(problems, policyProblems...)
+			org.Policy = &compiled
+		}
+		p.Orgs[key] = org
 	}
 	for _, slackID := range slices.Sorted(maps.Keys(f.Users)) {
 		login := f.Users[slackID]
