@@ -546,6 +546,18 @@ func ViewSubmissionPayload(user, callbackID, privateMetadata string, values map[
 		}
 		state[block] = m
 	}
+	return viewSubmission(user, callbackID, privateMetadata, state)
+}
+
+// ViewSubmissionSelectPayload is a modal's submission with one option
+// picked in a static select.
+func ViewSubmissionSelectPayload(user, callbackID, privateMetadata, block, action, option string) url.Values {
+	state := map[string]any{block: map[string]any{action: map[string]any{"type": "static_select",
+		"selected_option": map[string]any{"value": option, "text": map[string]any{"type": "plain_text", "text": option}}}}}
+	return viewSubmission(user, callbackID, privateMetadata, state)
+}
+
+func viewSubmission(user, callbackID, privateMetadata string, state map[string]any) url.Values {
 	p := map[string]any{
 		"type":       "view_submission",
 		"team":       map[string]any{"id": "T0001", "domain": "example"},
