@@ -287,8 +287,8 @@ type policyFile struct {
 }
 
 type policyOrg struct {
-	Channel       string   `yaml:"channel"`
-	ApproverTeams []string `yaml:"approver_teams"`
+	Channel       string       `yaml:"channel"`
+	ApproverTeams []string     `yaml:"approver_teams"`
 	Identity      string       `yaml:"identity"`
 	DecideAs      string       `yaml:"decide_as"`
 	Policy        *policy.Spec `yaml:"policy"`
