@@ -43,20 +43,25 @@ const (
 	remindAfter  = 48 * time.Hour
 )
 
-// judge records what the org's rules say of a pending request, once, so
-// that its card shows it. Facts it cannot have (GitHub unreachable) make
-// the rules that need them not match.
+// judge records a pending request's risk flags and what the org's rules
+// say of it, once, so that its card shows them. Facts it cannot have
+// (GitHub unreachable) make the rules that need them not match. An org
+// without rules gets the flags alone (Mode "").
 func (b *Bot) judge(ctx context.Context, org Org, id int64) error {
-	if org.Policy == nil {
-		return nil
-	}
 	r, err := b.store.Request(org.Login, id)
 	if err != nil || r.Policy != nil || r.State != store.StatePending {
 		return err
 	}
-	v := org.Policy.Evaluate(b.policyRequest(ctx, org, r), b.policyFacts(ctx, org, r.Owner))
+	rules, facts := policy.Policy{}, policy.Facts{}
+	if org.Policy != nil {
+		rules, facts = *org.Policy, b.policyFacts(ctx, org, r.Owner)
+	}
+	v := rules.Evaluate(b.policyRequest(ctx, org, r), facts)
 	record := &store.PolicyVerdict{Mode: v.Mode, Rule: v.Rule, Action: v.Action, Reason: v.Reason, Approvals: v.Approvals,
 		GrantFor: v.GrantFor, Unchecked: v.Unchecked}
+	if org.Policy == nil {
+		record = &store.PolicyVerdict{}
+	}
 	for _, f := range v.Flags {
 		record.Flags = append(record.Flags, store.Flag{Name: f.Name, Reason: f.Reason})
 	}
@@ -80,7 +85,7 @@ func (b *Bot) policyRequest(ctx context.Context, org Org, r store.Request) polic
 		Result: policyPermissions(r.PermissionsResult), Upgraded: policyPermissions(r.PermissionsUpgraded)}
 	names := r.Repositories
 	complete := r.RepositorySelection != github.SelectionSubset || len(names) > 0 && len(names) >= r.RepositoryCount
-	if !complete {
+	if !complete && org.Policy != nil {
 		if repos, err := b.gh.ListRequestRepositories(ctx, org.Login, r.ID); err == nil {
 			names, complete = nil, true
 			for _, repo := range repos {

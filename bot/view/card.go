@@ -380,11 +380,11 @@ func (c CardView) fallback() string {
 		s += " (no longer pending)"
 	}
 	if p := r.Policy; p != nil && len(p.Flags) > 0 {
-		names := make([]string, len(p.Flags))
+		flags := make([]string, len(p.Flags))
 		for i, f := range p.Flags {
-			names[i] = f.Name
+			flags[i] = f.Name + " (" + Escape(Truncate(f.Reason, 80)) + ")"
 		}
-		s += " [flags: " + strings.Join(names, ", ") + "]"
+		s += " [flags: " + strings.Join(flags, "; ") + "]"
 	}
 	return s
 }

@@ -79,18 +79,37 @@ func TestCardGolden(t *testing.T) {
 	deciding.Decision = slackApproval
 	deciding.SetState(store.StateDeciding, at, store.SourceSlack, "alice", "approve")
 
+	flags := []store.Flag{{Name: "sensitive_write", Reason: "repository.administration write"}, {Name: "no_expiry", Reason: "the token never expires"}}
+	twoApprovals := richRequest(t)
+	twoApprovals.Policy = &store.PolicyVerdict{Mode: "enforce", Rule: "admin needs two", Action: "review", Approvals: 2, Flags: flags}
+	twoApprovals.Approvals = []store.Approval{{Actor: "alice", SlackUser: "U0ALICE", At: at}}
+	ruleApproval := &store.Decision{Action: "approve", Actor: "patbot", Rule: "docs read-only", At: at, Source: store.SourcePolicy, GrantFor: 7 * 24 * time.Hour}
+	byRule := decided(richRequest(t), store.StateApproved, ruleApproval)
+	byRule.Policy = &store.PolicyVerdict{Mode: "enforce", Rule: "docs read-only", Action: "approve", GrantFor: 7 * 24 * time.Hour}
+	ends := at.Add(7 * 24 * time.Hour)
+	byRule.GrantEnds = &ends
+	suggest := richRequest(t)
+	suggest.Policy = &store.PolicyVerdict{Mode: "suggest", Rule: "no endless tokens", Action: "deny", Flags: flags[1:],
+		Unchecked: []string{"contractors (GitHub could not say whether the requester is in contractors)"}}
+	flagsOnly := richRequest(t)
+	flagsOnly.Policy = &store.PolicyVerdict{Flags: flags}
+
 	cases := map[string]CardView{
-		"deciding":           {Req: deciding},
-		"pending-fixture":    {Req: fixtureRequest(t)},
-		"pending-rich":       {Req: richRequest(t), RequesterSlack: "U0HALAIN"},
-		"pending-no-expiry":  {Req: noExpiry},
-		"pending-long-lived": {Req: longLived},
-		"pending-failure":    {Req: failed},
-		"approved-slack":     {Req: decided(richRequest(t), store.StateApproved, slackApproval), RequesterSlack: "U0HALAIN"},
-		"denied-slack":       {Req: decided(richRequest(t), store.StateDenied, slackDenial)},
-		"approved-github":    {Req: decided(fixtureRequest(t), store.StateApproved, githubApproval)},
-		"cancelled":          {Req: cancelled},
-		"no-longer-pending":  {Req: closed},
+		"policy-two-approvals": {Req: twoApprovals, ChooseGrantFor: true},
+		"policy-approved-rule": {Req: byRule},
+		"policy-suggest":       {Req: suggest},
+		"policy-flags-only":    {Req: flagsOnly},
+		"deciding":             {Req: deciding},
+		"pending-fixture":      {Req: fixtureRequest(t)},
+		"pending-rich":         {Req: richRequest(t), RequesterSlack: "U0HALAIN"},
+		"pending-no-expiry":    {Req: noExpiry},
+		"pending-long-lived":   {Req: longLived},
+		"pending-failure":      {Req: failed},
+		"approved-slack":       {Req: decided(richRequest(t), store.StateApproved, slackApproval), RequesterSlack: "U0HALAIN"},
+		"denied-slack":         {Req: decided(richRequest(t), store.StateDenied, slackDenial)},
+		"approved-github":      {Req: decided(fixtureRequest(t), store.StateApproved, githubApproval)},
+		"cancelled":            {Req: cancelled},
+		"no-longer-pending":    {Req: closed},
 	}
 	for name, cv := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -27,6 +27,7 @@ func policyText(r store.Request) string {
 		rule = "rule *" + Escape(p.Rule) + "*"
 	}
 	switch {
+	case p.Mode == "": // the org has no rules: the flags alone
 	case p.Mode == policy.ModeSuggest:
 		lines = append(lines, fmt.Sprintf(":crystal_ball: Policy would %s: %s. People decide while the policy only suggests.", wouldDo(p), rule))
 	case p.Action == policy.ActionReview && p.Approvals > 1:
@@ -39,7 +40,7 @@ func policyText(r store.Request) string {
 	case p.Rule == "":
 		lines = append(lines, ":bust_in_silhouette: No rule matched: an approver decides.")
 	}
-	if p.GrantFor > 0 && p.Action != policy.ActionDeny && p.Mode != policy.ModeSuggest && r.GrantEnds == nil && r.GrantEnded == nil {
+	if p.GrantFor > 0 && p.Action != policy.ActionDeny && p.Mode == policy.ModeEnforce && r.GrantEnds == nil && r.GrantEnded == nil {
 		lines = append(lines, fmt.Sprintf(":hourglass: Access lasts %s after approval; then patbot revokes it.", policy.FormatDuration(p.GrantFor)))
 	}
 	for _, u := range p.Unchecked {

@@ -98,7 +98,7 @@ rules:
 	})
 	card := e.card()
 	mustContain(t, "card", card.BlockText(), "`sensitive_write` repository.administration write", "Administration is not for tokens")
-	mustContain(t, "fallback", card.Text, "[flags: sensitive_write]")
+	mustContain(t, "fallback", card.Text, "[flags: sensitive_write (repository.administration write)]")
 	if d, _ := e.gh.Review(org, requestID); d.Action != "deny" || d.Reason != "Administration is not for tokens; ask the platform team." {
 		t.Errorf("GitHub recorded %+v", d)
 	}
