@@ -81,18 +81,25 @@ func (b *Bot) judge(ctx context.Context, org Org, id int64) error {
 // policyRequest is what the rules see of a request; a subset request's
 // repositories are read from GitHub when the record lacks some.
 func (b *Bot) policyRequest(ctx context.Context, org Org, r store.Request) policy.Request {
+	return rulesRequest(ctx, b.gh, b.log, org, r)
+}
+
+// rulesRequest is what the rules see of a request. When the record lacks
+// some of a subset request's repositories, gh (if not nil) is asked for
+// them; else the rules that name repositories do not match.
+func rulesRequest(ctx context.Context, gh ReplayGitHub, log *slog.Logger, org Org, r store.Request) policy.Request {
 	pr := policy.Request{Owner: r.Owner, RepositorySelection: r.RepositorySelection, CreatedAt: r.CreatedAt, ExpiresAt: r.TokenExpiresAt,
 		Result: policyPermissions(r.PermissionsResult), Upgraded: policyPermissions(r.PermissionsUpgraded)}
 	names := r.Repositories
 	complete := r.RepositorySelection != github.SelectionSubset || len(names) > 0 && len(names) >= r.RepositoryCount
-	if !complete && org.Policy != nil {
-		if repos, err := b.gh.ListRequestRepositories(ctx, org.Login, r.ID); err == nil {
+	if !complete && org.Policy != nil && gh != nil {
+		if repos, err := gh.ListRequestRepositories(ctx, org.Login, r.ID); err == nil {
 			names, complete = nil, true
 			for _, repo := range repos {
 				names = append(names, repo.FullName)
 			}
 		} else {
-			b.log.Warn("cannot read a request's repositories; rules that name repositories do not match", LogOrg, org.Login, LogRequest, r.ID, "err", err)
+			log.Warn("cannot read a request's repositories; rules that name repositories do not match", LogOrg, org.Login, LogRequest, r.ID, "err", err)
 		}
 	}
 	for _, full := range names {
@@ -114,11 +121,15 @@ func policyPermissions(p store.Permissions) policy.Permissions {
 // requester's membership of the teams they name. A team GitHub does not
 // answer for is left out (unknown).
 func (b *Bot) policyFacts(ctx context.Context, org Org, requester string) policy.Facts {
+	return b.teams.facts(ctx, b.log, org, requester)
+}
+
+func (c *teamCache) facts(ctx context.Context, log *slog.Logger, org Org, requester string) policy.Facts {
 	f := policy.Facts{Teams: map[string]bool{}}
 	for _, team := range org.Policy.Teams() {
-		member, err := b.teams.member(ctx, org.Login, team, requester)
+		member, err := c.member(ctx, org.Login, team, requester)
 		if err != nil {
-			b.log.Warn("cannot check team membership for the policy", LogOrg, org.Login, "team", team, "requester", requester, "err", err)
+			log.Warn("cannot check team membership for the policy", LogOrg, org.Login, "team", team, "requester", requester, "err", err)
 			continue
 		}
 		f.Teams[team] = member
@@ -129,7 +140,7 @@ func (b *Bot) policyFacts(ctx context.Context, org Org, requester string) policy
 // teamCache caches the requester team memberships rules ask about, like
 // the approvers' verdicts: for authzTTL, errors not cached, bounded.
 type teamCache struct {
-	gh  GitHub
+	gh  ReplayGitHub // nil: no facts
 	now func() time.Time
 
 	mu      sync.Mutex
@@ -149,6 +160,9 @@ func (c *teamCache) member(ctx context.Context, org, team, login string) (bool, 
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.member, nil
+	}
+	if c.gh == nil {
+		return false, errors.New("no GitHub credentials to ask with")
 	}
 	m, err := c.gh.TeamMembership(ctx, org, team, login)
 	member := err == nil && m.Active()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,9 +99,32 @@ func samePeer(c net.Conn) bool {
 	return cred.Uid == uint32(os.Getuid()) || cred.Uid == 0
 }
 
+// adminStore is what the admin commands read.
+type adminStore interface {
+	store.Audit
+	store.Requests
+}
+
 // adminHandler serves the admin commands.
-func adminHandler(db store.Audit, log *slog.Logger) http.Handler {
+func adminHandler(db adminStore, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, r *http.Request) {
+		since, err := time.Parse(time.RFC3339, r.URL.Query().Get("since"))
+		if err != nil {
+			http.Error(w, "since must be an RFC 3339 time", http.StatusBadRequest)
+			return
+		}
+		records, err := requestsSince(db, since)
+		if err != nil {
+			log.Error("admin: cannot read the requests", "err", err)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(records); err != nil {
+			log.Warn("admin: request listing cut short", "err", err)
+		}
+	})
 	mux.HandleFunc("GET /audit", func(w http.ResponseWriter, r *http.Request) {
 		q, problems := parseAuditQuery(r.URL.Query())
 		if len(problems) > 0 {

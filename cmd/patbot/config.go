@@ -131,32 +131,9 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		cfg.AppID = id
 	}
 
-	keyFile, keyText := env("GITHUB_APP_PRIVATE_KEY_FILE", ""), getenv("GITHUB_APP_PRIVATE_KEY")
-	switch {
-	case keyFile == "" && strings.TrimSpace(keyText) == "":
-		add("GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY is required")
-	case keyFile != "" && strings.TrimSpace(keyText) != "":
-		add("set only one of GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_APP_PRIVATE_KEY")
-	case keyFile != "":
-		pem, err := os.ReadFile(keyFile)
-		if err != nil {
-			add("GITHUB_APP_PRIVATE_KEY_FILE: %v", describeFileError(err))
-		} else if _, err := github.ParsePrivateKey(pem); err != nil {
-			add("GITHUB_APP_PRIVATE_KEY_FILE %s is not an RSA private key in PEM form (%v)", keyFile, err)
-		} else {
-			cfg.PrivateKey = pem
-		}
-	default:
-		// Env files often hold the PEM on one line with \n escapes.
-		if !strings.Contains(keyText, "\n") {
-			keyText = strings.ReplaceAll(keyText, `\n`, "\n")
-		}
-		if _, err := github.ParsePrivateKey([]byte(keyText)); err != nil {
-			add("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form (%v)", err)
-		} else {
-			cfg.PrivateKey = []byte(keyText)
-		}
-	}
+	key, keyProblems := loadAppKey(getenv)
+	cfg.PrivateKey = key
+	problems = append(problems, keyProblems...)
 
 	if s := getenv("GITHUB_WEBHOOK_SECRET"); s == "" {
 		add("GITHUB_WEBHOOK_SECRET is required")
@@ -465,4 +442,34 @@ func linkingProblems(p bot.Config, linking bool) []string {
 	}
 	slices.Sort(problems)
 	return problems
+}
+
+// loadAppKey reads the App's private key from GITHUB_APP_PRIVATE_KEY_FILE
+// or GITHUB_APP_PRIVATE_KEY (one of them), checking that it is an RSA key
+// in PEM form. Its problems never quote the key.
+func loadAppKey(getenv func(string) string) ([]byte, []string) {
+	keyFile, keyText := strings.TrimSpace(getenv("GITHUB_APP_PRIVATE_KEY_FILE")), getenv("GITHUB_APP_PRIVATE_KEY")
+	switch {
+	case keyFile == "" && strings.TrimSpace(keyText) == "":
+		return nil, []string{"GITHUB_APP_PRIVATE_KEY_FILE or GITHUB_APP_PRIVATE_KEY is required"}
+	case keyFile != "" && strings.TrimSpace(keyText) != "":
+		return nil, []string{"set only one of GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_APP_PRIVATE_KEY"}
+	case keyFile != "":
+		pem, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, []string{"GITHUB_APP_PRIVATE_KEY_FILE: " + describeFileError(err)}
+		}
+		if _, err := github.ParsePrivateKey(pem); err != nil {
+			return nil, []string{fmt.Sprintf("GITHUB_APP_PRIVATE_KEY_FILE %s is not an RSA private key in PEM form (%v)", keyFile, err)}
+		}
+		return pem, nil
+	}
+	// Env files often hold the PEM on one line with \n escapes.
+	if !strings.Contains(keyText, "\n") {
+		keyText = strings.ReplaceAll(keyText, `\n`, "\n")
+	}
+	if _, err := github.ParsePrivateKey([]byte(keyText)); err != nil {
+		return nil, []string{fmt.Sprintf("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form (%v)", err)}
+	}
+	return []byte(keyText), nil
 }
