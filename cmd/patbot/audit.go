@@ -26,7 +26,7 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 	org := fs.String("org", "", "only this organization")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, or a date like 2026-01-31)")
 	until := fs.String("until", "", "only events before this time (RFC 3339, or a date)")
-	kinds := fs.String("kind", "", "only these kinds, comma-separated: decision, revocation, refused, failed, unconfirmed")
+	kinds := fs.String("kind", "", "only these kinds, comma-separated: decision, approval, revocation, refused, failed, unconfirmed, link, unlink")
 	format := fs.String("format", "jsonl", "jsonl or csv")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,11 +126,11 @@ func writeAudit(w io.Writer, format string, events []store.AuditEvent) error {
 
 func writeAuditCSV(w io.Writer, events []store.AuditEvent) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"seq", "at", "kind", "org", "request_id", "grant_id", "action", "actor", "slack_user", "source", "reason", "detail", "actor_id", "as"})
+	cw.Write([]string{"seq", "at", "kind", "org", "request_id", "grant_id", "action", "actor", "slack_user", "source", "reason", "detail", "actor_id", "as", "rule"})
 	for _, e := range events {
 		cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.At.UTC().Format(time.RFC3339Nano), e.Kind, e.Org, idOrEmpty(e.RequestID),
 			idOrEmpty(e.GrantID), e.Action, e.Actor, e.SlackUser, string(e.Source), csvSafe(e.Reason), csvSafe(e.Detail),
-			idOrEmpty(e.ActorID), e.As})
+			idOrEmpty(e.ActorID), e.As, csvSafe(e.Rule)})
 	}
 	cw.Flush()
 	return cw.Error()
