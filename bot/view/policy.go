@@ -2,12 +2,14 @@ package view
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/patbot/patbot/bot/policy"
+	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/store"
 )
 
@@ -32,8 +34,13 @@ func policyText(r store.Request) string {
 		lines = append(lines, fmt.Sprintf(":crystal_ball: Policy would %s: %s. People decide while the policy only suggests.", wouldDo(p), rule))
 	case p.Action == policy.ActionReview && p.Approvals > 1:
 		lines = append(lines, fmt.Sprintf(":busts_in_silhouette: *Needs %d approvals* (%s); any approver may deny.", p.Approvals, rule))
-		if r.State == store.StatePending || len(r.Approvals) > 0 {
-			lines = append(lines, approvalsText(r, p.Approvals))
+		approvals := r.Approvals
+		if d := r.Decision; d != nil && d.Action == github.ActionApprove && d.Source == store.SourceSlack {
+			// The approval that completed the count, which the claim carries.
+			approvals = append(slices.Clone(approvals), store.Approval{Actor: d.Actor, SlackUser: d.SlackUser})
+		}
+		if r.State == store.StatePending || r.State == store.StateDeciding || r.State == store.StateApproved {
+			lines = append(lines, approvalsText(approvals, p.Approvals))
 		}
 	case p.Action == policy.ActionReview && p.Rule != "":
 		lines = append(lines, fmt.Sprintf(":bust_in_silhouette: An approver decides (%s).", rule))
@@ -62,15 +69,15 @@ func wouldDo(p *store.PolicyVerdict) string {
 }
 
 // approvalsText is "1 of 2: approved by @alice".
-func approvalsText(r store.Request, need int) string {
-	if len(r.Approvals) == 0 {
+func approvalsText(approvals []store.Approval, need int) string {
+	if len(approvals) == 0 {
 		return fmt.Sprintf("0 of %d approvals so far.", need)
 	}
-	names := make([]string, len(r.Approvals))
-	for i, a := range r.Approvals {
+	names := make([]string, len(approvals))
+	for i, a := range approvals {
 		names[i] = fmt.Sprintf("<@%s> (%s)", a.SlackUser, Escape(a.Actor))
 	}
-	return fmt.Sprintf("%d of %d: approved by %s", len(r.Approvals), need, strings.Join(names, ", "))
+	return fmt.Sprintf("%d of %d: approved by %s", len(approvals), need, strings.Join(names, ", "))
 }
 
 // Action ID and callback of the dialog that asks how long access lasts.

@@ -134,6 +134,7 @@ rules:
 	}
 	e.click("U0BOB", "pat_approve")
 	e.waitFor("card approved", func() bool { return strings.Contains(e.card().BlockText(), "*Approved* by <@U0BOB> (bob)") })
+	mustContain(t, "card", e.card().BlockText(), "2 of 2: approved by <@U0ALICE> (alice), <@U0BOB> (bob)")
 	if r := e.reviews(); len(r) != 1 {
 		t.Errorf("reviews = %+v", r)
 	}
