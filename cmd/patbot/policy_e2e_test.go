@@ -42,6 +42,14 @@ func indentYAML(text, prefix string) string {
 	return b.String()
 }
 
+// readOnlyRule approves tokens that only read metadata.
+const readOnlyRule = `
+rules:
+  - name: read-only
+    match: {permissions: {metadata: read}}
+    action: approve
+`
+
 var (
 	readOnly  = github.Permissions{Repository: map[string]string{"metadata": "read"}}
 	adminPerm = github.Permissions{Repository: map[string]string{"administration": "write", "metadata": "read"}}
@@ -50,12 +58,7 @@ var (
 // A request a rule approves is approved by patbot at once: one review as
 // the App, no click, the card says which rule.
 func TestE2EPolicyAutoApprove(t *testing.T) {
-	e := newPolicyE2E(t, `
-rules:
-  - name: read-only
-    match: {permissions: {metadata: read}}
-    action: approve
-`, readOnly)
+	e := newPolicyE2E(t, readOnlyRule, readOnly)
 	e.created()
 	e.waitFor("card approved by the rule", func() bool {
 		return strings.Contains(e.card().BlockText(), "*Approved* automatically by rule *read-only*")
@@ -152,13 +155,7 @@ rules:
 
 // Suggest mode shows what the rules would do and leaves it to people.
 func TestE2EPolicySuggestMode(t *testing.T) {
-	e := newPolicyE2E(t, `
-mode: suggest
-rules:
-  - name: read-only
-    match: {permissions: {metadata: read}}
-    action: approve
-`, readOnly)
+	e := newPolicyE2E(t, "mode: suggest\n"+readOnlyRule, readOnly)
 	e.created()
 	mustContain(t, "card", e.card().BlockText(), "Policy would approve: rule *read-only*")
 	if !hasButtons(e.card()) || len(e.reviews()) != 0 {

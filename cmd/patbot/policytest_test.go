@@ -105,12 +105,7 @@ func TestPolicyTestReplaysRecords(t *testing.T) {
 // patbot policy test while patbot serves: the records through the admin
 // socket, and GitHub's pending list with the credentials.
 func TestPolicyTestWhileServing(t *testing.T) {
-	e := newPolicyE2E(t, `
-rules:
-  - name: read-only
-    match: {permissions: {metadata: read}}
-    action: approve
-`, readOnly)
+	e := newPolicyE2E(t, readOnlyRule, readOnly)
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"policy", "test"}, getenv(e.env), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, &errOut)
