@@ -58,7 +58,20 @@ type Jobs interface {
 	// RecordJobFailure counts a failed attempt at a job, with its cause,
 	// and returns the job as it now is (ErrNotFound when it is gone).
 	RecordJobFailure(id uint64, cause error) (Job, error)
+	// ClaimJob takes an unfinished job for holder until lease from now,
+	// so that one runner among several runs it: it returns the job, or
+	// ErrNotFound once the job is finished, or ErrHeld while another
+	// holder's lease runs. The holder claims again to renew. Leases are
+	// measured by the store's clock (PostgreSQL's, with several replicas).
+	ClaimJob(id uint64, holder string, lease time.Duration) (Job, error)
+	// OrphanJobs lists, oldest first and at most max, the unfinished jobs
+	// no runner holds: whose lease ran out, or that nobody claimed within
+	// lease of their enqueueing (their runner stopped before it began).
+	OrphanJobs(lease time.Duration, max int) ([]uint64, error)
 }
+
+// ErrHeld is returned by ClaimJob for a job another runner holds.
+var ErrHeld = errors.New("held by another runner")
 
 // Export is everything a store holds, as it holds it (numbers and
 // sequence included), for moving an install to another backend.
@@ -392,6 +405,9 @@ type Job struct {
 	EnqueuedAt time.Time `json:"enqueued_at"`
 	Attempts   int       `json:"attempts"`
 	LastError  string    `json:"last_error,omitempty"`
+	// Holder is the runner that claimed the job, until LeaseUntil.
+	Holder     string    `json:"holder,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
 // AuditEvent is one entry of the append-only audit trail: a decision, a

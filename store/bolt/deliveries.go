@@ -315,3 +315,57 @@ func decodeJob(raw []byte) (store.Job, error) {
 	j.Payload = bytes.Clone(raw[k+int(n):])
 	return j, nil
 }
+
+// ClaimJob implements store.Jobs.
+func (db *DB) ClaimJob(id uint64, holder string, lease time.Duration) (store.Job, error) {
+	var j store.Job
+	err := db.group(func(tx *bbolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		raw := jobs.Get(itob(id))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		if j, err = decodeJob(raw); err != nil {
+			return err
+		}
+		now := db.now()
+		if j.Holder != "" && j.Holder != holder && j.LeaseUntil.After(now) {
+			return store.ErrHeld
+		}
+		j.Holder, j.LeaseUntil = holder, now.Add(lease)
+		enc, err := encodeJob(j)
+		if err != nil {
+			return err
+		}
+		return jobs.Put(itob(id), enc)
+	})
+	if err != nil {
+		return store.Job{}, fmt.Errorf("store: claim job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// OrphanJobs implements store.Jobs. Unfinished jobs are few: a scan finds
+// them.
+func (db *DB) OrphanJobs(lease time.Duration, max int) ([]uint64, error) {
+	var ids []uint64
+	now := db.now()
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			j, err := decodeJob(v)
+			if err != nil {
+				return err
+			}
+			free := j.Holder == "" && !j.EnqueuedAt.Add(lease).After(now) || j.Holder != "" && !j.LeaseUntil.After(now)
+			if free && len(ids) < max {
+				ids = append(ids, btoi(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: orphan jobs: %w", err)
+	}
+	return ids, nil
+}

@@ -23,7 +23,7 @@ const acceptSQL = `
 		SELECT $1, $2, CASE WHEN $4::jsonb IS NULL THEN NULL ELSE n.id END, $3 FROM n
 		ON CONFLICT (id) DO NOTHING RETURNING job_id
 	), j AS (
-		INSERT INTO jobs (id, record, payload) SELECT d.job_id, $4::jsonb, $5::bytea FROM d WHERE d.job_id IS NOT NULL
+		INSERT INTO jobs (id, record, payload, enqueued_at) SELECT d.job_id, $4::jsonb, $5::bytea, $2 FROM d WHERE d.job_id IS NOT NULL
 		RETURNING id
 	)
 	SELECT (SELECT count(*) FROM d), (SELECT id FROM j)`

@@ -53,14 +53,14 @@ func (db *DB) ImportAll(e store.Export) error {
 		rows = rows[:0]
 		for _, j := range e.Jobs {
 			payload := j.Payload
-			j.Payload = nil
+			j.Payload, j.Holder, j.LeaseUntil = nil, "", time.Time{} // a copy is claimed afresh
 			record, err := json.Marshal(j)
 			if err != nil {
 				return err
 			}
-			rows = append(rows, []any{int64(j.ID), record, payload})
+			rows = append(rows, []any{int64(j.ID), record, payload, j.EnqueuedAt})
 		}
-		if err := copyRows(ctx, tx, "jobs", []string{"id", "record", "payload"}, rows); err != nil {
+		if err := copyRows(ctx, tx, "jobs", []string{"id", "record", "payload", "enqueued_at"}, rows); err != nil {
 			return err
 		}
 		rows = rows[:0]

@@ -55,6 +55,9 @@ type Options struct {
 type DB struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// nowInjected: a test set the clock, which leases then follow
+	// instead of PostgreSQL's.
+	nowInjected bool
 	// holder keeps the session that holds the exclusive lock.
 	holder *pgx.Conn
 
@@ -76,6 +79,7 @@ func IsURL(dsn string) bool {
 // Open connects to the database at url (credentials and TLS from the URL
 // or the standard PG* variables) and brings its schema up to date.
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	injected := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -92,7 +96,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	db := &DB{pool: pool, now: opts.Now, accepts: make(chan *acceptRequest, maxAcceptGroup),
+	db := &DB{pool: pool, now: opts.Now, nowInjected: injected, accepts: make(chan *acceptRequest, maxAcceptGroup),
 		closing: make(chan struct{}), committerDone: make(chan struct{})}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -204,6 +208,15 @@ func (db *DB) Ping() error {
 	defer cancel()
 	if err := db.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("store: database: %w", err)
+	}
+	return nil
+}
+
+// clock is the time a lease query measures from: nil, for PostgreSQL's
+// now(), unless a test injected a clock.
+func (db *DB) clock() any {
+	if db.nowInjected {
+		return db.now()
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func insertJob(ctx context.Context, tx pgx.Tx, j store.Job) (uint64, error) {
 		return 0, err
 	}
 	var id uint64
-	err = tx.QueryRow(ctx, `INSERT INTO jobs (record, payload) VALUES ($1, $2) RETURNING id`, record, j.Payload).Scan(&id)
+	err = tx.QueryRow(ctx, `INSERT INTO jobs (record, payload, enqueued_at) VALUES ($1, $2, $3) RETURNING id`, record, j.Payload, j.EnqueuedAt).Scan(&id)
 	return id, err
 }
 
@@ -192,6 +192,52 @@ func (db *DB) RecordJobFailure(id uint64, cause error) (store.Job, error) {
 		return store.Job{}, fmt.Errorf("store: record failure of job %d: %w", id, err)
 	}
 	return j, nil
+}
+
+// ClaimJob implements store.Jobs. The lease is measured by PostgreSQL's
+// clock (a test's injected clock instead), so that replicas whose clocks
+// differ agree.
+func (db *DB) ClaimJob(id uint64, holder string, lease time.Duration) (store.Job, error) {
+	ctx, cancel := op()
+	defer cancel()
+	var j store.Job
+	var jid uint64
+	var payload []byte
+	err := db.pool.QueryRow(ctx, `UPDATE jobs SET holder = $2, lease_until = coalesce($4::timestamptz, now()) + $3 * interval '1 microsecond'
+		WHERE id = $1 AND (holder IS NULL OR holder = $2 OR lease_until <= coalesce($4::timestamptz, now()))
+		RETURNING id, record, payload, holder, lease_until`, id, holder, lease.Microseconds(), db.clock()).Scan(&jid, &j, &payload, &j.Holder, &j.LeaseUntil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		if err = db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)`, id).Scan(&exists); err == nil {
+			err = store.ErrNotFound
+			if exists {
+				err = store.ErrHeld
+			}
+		}
+	}
+	if err != nil {
+		return store.Job{}, fmt.Errorf("store: claim job %d: %w", id, err)
+	}
+	j.ID, j.Payload = jid, payload
+	return j, nil
+}
+
+// OrphanJobs implements store.Jobs.
+func (db *DB) OrphanJobs(lease time.Duration, max int) ([]uint64, error) {
+	ctx, cancel := op()
+	defer cancel()
+	rows, err := db.pool.Query(ctx, `SELECT id FROM jobs WHERE
+		holder IS NULL AND enqueued_at <= coalesce($1::timestamptz, now()) - $2 * interval '1 microsecond'
+		OR holder IS NOT NULL AND lease_until <= coalesce($1::timestamptz, now())
+		ORDER BY id LIMIT $3`, db.clock(), lease.Microseconds(), max)
+	if err != nil {
+		return nil, fmt.Errorf("store: orphan jobs: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uint64])
+	if err != nil {
+		return nil, fmt.Errorf("store: orphan jobs: %w", err)
+	}
+	return ids, nil
 }
 
 // Request implements store.Requests.

@@ -54,6 +54,7 @@ func Run(t *testing.T, b Backend) {
 		{"NextTimerDue", testNextTimerDue},
 		{"TimersSurviveReopen", testTimersSurviveReopen},
 		{"TimersClaimedOnce", testTimersClaimedOnce},
+		{"JobLeases", testJobLeases},
 		{"LinksOneToOne", testLinksOneToOne},
 		{"UpdateLinkSerializes", testUpdateLinkSerializes},
 		{"SignInsTakenOnce", testSignInsTakenOnce},
