@@ -168,6 +168,10 @@ type Deps struct {
 	InteractionWorkers int
 	// JobTimeout bounds one attempt at a job. Default 60s.
 	JobTimeout time.Duration
+	// JobLease is how long a job stays claimed by this patbot without
+	// renewal: with several replicas, a job whose replica died is taken
+	// over once it passes. Default 30s.
+	JobLease time.Duration
 	// MaxAttempts is how many times a failing job is tried before it is
 	// parked until the next start. Default 10.
 	MaxAttempts int
@@ -262,6 +266,11 @@ type Bot struct {
 	// timers runs the store's durable timers, by kind.
 	timers            *scheduler.Timers
 	jobTimeout        time.Duration
+	jobLease          time.Duration
+	holder            string       // names this patbot in job claims
+	inHandMu          sync.Mutex
+	inHand            map[uint64]struct{} // jobs queued, running or waiting to retry here
+	dbJobs            atomic.Int64 // unfinished jobs in the store, all replicas', as last counted
 	maxAttempts       int
 	retryBackoff      time.Duration
 	drainTimeout      time.Duration
@@ -343,6 +352,9 @@ func New(d Deps) (*Bot, error) {
 		socketMode:        d.SocketMode,
 		reconcileInterval: d.ReconcileInterval,
 		jobTimeout:        orDefault(d.JobTimeout, 60*time.Second),
+		jobLease:          orDefault(d.JobLease, 30*time.Second),
+		holder:            holderName(),
+		inHand:            map[uint64]struct{}{},
 		maxAttempts:       orDefault(d.MaxAttempts, 10),
 		retryBackoff:      orDefault(d.RetryBackoff, time.Second),
 		drainTimeout:      orDefault(d.DrainTimeout, 10*time.Second),
@@ -384,10 +396,17 @@ func New(d Deps) (*Bot, error) {
 	b.timers.Handle(timerSettle, b.settleClaim)
 	b.timers.Handle(timerGrantEnd, b.endGrant)
 	b.timers.Handle(timerGrantReminder, b.remindGrant)
+	b.timers.Every(timerPrune, pruneInterval, 10*time.Minute, b.pruneAll)
+	if b.reconcileInterval > 0 {
+		b.timers.Every(timerReconcile, b.reconcileInterval, 10*time.Minute, func(ctx context.Context) { b.Reconcile(ctx) })
+	} else {
+		b.timers.Handle(timerReconcile, func(context.Context, store.Timer) error { return nil }) // off: a schedule left over ends
+	}
 	for _, id := range unfinished {
 		b.queueJob(id)
 	}
 	b.reserved.Store(int64(len(unfinished)))
+	b.dbJobs.Store(int64(len(unfinished)))
 	if len(unfinished) > 0 {
 		b.log.Info("resuming unfinished work", "jobs", len(unfinished))
 	}
@@ -421,13 +440,8 @@ func (b *Bot) Run(ctx context.Context) error {
 	loops.Go(func() { b.interactions.Run(ctx, workCtx) })
 	loops.Go(func() { b.timers.Run(ctx) })
 	b.started = b.now()
-	loops.Go(func() { scheduler.Every(ctx, b.clock, pruneInterval, b.log, b.pruneAll) })
+	loops.Go(func() { scheduler.Every(ctx, b.clock, b.jobLease/2, b.log, b.adoptOrphans) })
 	loops.Go(func() { b.checkAppAuth(ctx) })
-	if b.reconcileInterval > 0 {
-		loops.Go(func() {
-			scheduler.Every(ctx, b.clock, b.reconcileInterval, b.log, func(ctx context.Context) { b.Reconcile(ctx) })
-		})
-	}
 	if b.socketMode != nil {
 		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })
 	}
@@ -472,6 +486,13 @@ func (b *Bot) Ready() error {
 
 // pruneInterval is how often what is past its retention is deleted.
 const pruneInterval = time.Hour
+
+// Kinds of the timers of periodic work, which runs on one replica at a
+// time.
+const (
+	timerPrune     = "prune"
+	timerReconcile = "reconcile"
+)
 
 // pruneAll deletes what is past its retention: delivery markers, final
 // requests' records, audit events. This is what bounds the store's size.

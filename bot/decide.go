@@ -537,9 +537,10 @@ func (b *Bot) showCard(ctx context.Context, log *slog.Logger, org string, id int
 		log.Error("cannot schedule the card's update; reconciliation will do it", "err", err)
 		return
 	}
+	b.dbJobs.Add(1)
 	if b.reserve() {
 		b.queueJob(jobID)
-	} // else it runs at the next start; reconciliation refreshes it meanwhile
+	} // else a replica takes it up once its lease has passed; reconciliation refreshes it meanwhile
 }
 
 func sameDecision(a, b *store.Decision) bool {

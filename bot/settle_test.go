@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -33,13 +34,19 @@ func (h *harness) waitingCard() {
 	}
 }
 
-// timersLeft reports whether the store still holds a durable timer.
+// timersLeft reports whether the store still holds a timer of the
+// request's: a settle timer, or a time-bound grant's.
 func (h *harness) timersLeft() bool {
-	next, err := h.db.NextTimerDue()
-	if err != nil {
-		h.t.Fatal(err)
+	for _, kind := range []string{"settle", "grant_end", "grant_reminder"} {
+		_, err := h.db.Timer(kind, "github-ssh-authority/415440")
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			h.t.Fatal(err)
+		}
 	}
-	return !next.IsZero()
+	return false
 }
 
 // moveClockPastSettle moves time on, past a claim's settle delay, until its

@@ -184,6 +184,7 @@ func (b *Bot) receive(w http.ResponseWriter, r *http.Request, delivery string, i
 		b.release()
 		in.set(http.StatusOK, outcomeDuplicate, "duplicate delivery", slog.LevelInfo, "duplicate delivery ignored")
 	default:
+		b.dbJobs.Add(1)
 		b.queueJob(jobID)
 		in.set(http.StatusAccepted, outcomeQueued, "queued", slog.LevelInfo, "webhook accepted", slog.Uint64(LogJob, jobID), slog.String(LogActor, ev.Sender.Login))
 	}

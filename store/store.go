@@ -68,6 +68,8 @@ type Jobs interface {
 	// no runner holds: whose lease ran out, or that nobody claimed within
 	// lease of their enqueueing (their runner stopped before it began).
 	OrphanJobs(lease time.Duration, max int) ([]uint64, error)
+	// CountJobs counts the unfinished jobs, whoever holds them.
+	CountJobs() (int, error)
 }
 
 // ErrHeld is returned by ClaimJob for a job another runner holds.

@@ -138,12 +138,31 @@ type Timers struct {
 	clock    Clock
 	log      *slog.Logger
 	handlers map[string]Handler
+	timeouts map[string]time.Duration // kinds whose work may take longer than timerTimeout
+	periodic []string                 // kinds Every registered, scheduled at Run's start
 	wake     chan struct{}
 }
 
 // NewTimers returns a runner of st's timers.
 func NewTimers(st store.Timers, clock Clock, log *slog.Logger) *Timers {
-	return &Timers{store: st, clock: clock, log: log, handlers: map[string]Handler{}, wake: make(chan struct{}, 1)}
+	return &Timers{store: st, clock: clock, log: log, handlers: map[string]Handler{}, timeouts: map[string]time.Duration{}, wake: make(chan struct{}, 1)}
+}
+
+// Every registers periodic work as a durable timer of its own kind, so
+// that with several runners on one store it runs on one at a time: at
+// Run's start (any runner's start brings it forward to then), and then
+// interval after each run ends. timeout bounds one run. Register before
+// Run.
+func (s *Timers) Every(kind string, interval, timeout time.Duration, f func(context.Context)) {
+	s.timeouts[kind] = timeout
+	s.periodic = append(s.periodic, kind)
+	s.handlers[kind] = func(ctx context.Context, _ store.Timer) error {
+		if err := Safe(func() { f(ctx) }); err != nil {
+			s.log.Error("periodic work panicked", "kind", kind, "err", err)
+		}
+		_, err := s.store.SetTimer(store.Timer{Kind: kind, Key: kind, Due: s.clock.Now().Add(interval)})
+		return err
+	}
 }
 
 // Handle registers the handler of a kind of timer, before Run.
@@ -170,6 +189,11 @@ func (s *Timers) Wake() {
 
 // Run fires due timers until ctx ends.
 func (s *Timers) Run(ctx context.Context) {
+	for _, kind := range s.periodic {
+		if _, err := s.store.SetTimer(store.Timer{Kind: kind, Key: kind, Due: s.clock.Now()}); err != nil {
+			s.log.Error("cannot schedule periodic work; it runs when its timer comes due", "kind", kind, "err", err)
+		}
+	}
 	for {
 		for ctx.Err() == nil {
 			n, err := s.fireDue(ctx)
@@ -217,7 +241,11 @@ func (s *Timers) fire(ctx context.Context, t store.Timer) {
 	if !ok {
 		err = fmt.Errorf("no handler for timers of kind %q", t.Kind)
 	} else {
-		tctx, cancel := context.WithTimeout(ctx, timerTimeout)
+		timeout := timerTimeout
+		if d, ok := s.timeouts[t.Kind]; ok {
+			timeout = d
+		}
+		tctx, cancel := context.WithTimeout(ctx, timeout)
 		if perr := Safe(func() { err = h(tctx, t) }); perr != nil {
 			err = perr
 		}

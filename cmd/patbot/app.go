@@ -108,6 +108,7 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 		Metrics:             reg,
 	}
 	deps.ReconcileInterval = cfg.ReconcileInterval
+	deps.JobLease = cfg.JobLease
 	if cfg.ReconcileInterval == 0 {
 		deps.ReconcileInterval = -1 // off
 	}
@@ -233,6 +234,15 @@ func (a *App) closeStream() {
 	if a.streamOut != nil && a.streamOut != os.Stdout {
 		a.streamOut.Close()
 	}
+}
+
+// Close releases an App that was never run: its listeners, audit stream
+// and store.
+func (a *App) Close() {
+	a.listener.Close()
+	a.adminLn.Close()
+	a.closeStream()
+	a.db.Close()
 }
 
 // Addr is the address the server listens on.

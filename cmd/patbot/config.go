@@ -65,6 +65,9 @@ type Config struct {
 	// ReconcileInterval is how often patbot compares its records with
 	// GitHub; 0 turns it off.
 	ReconcileInterval time.Duration
+	// JobLease is how long a job stays claimed without renewal: a job
+	// whose replica died is taken over after it.
+	JobLease time.Duration
 
 	// Bot is what the policy file says: the orgs patbot serves and the people it knows.
 	Bot bot.Config
@@ -202,6 +205,13 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		add("PATBOT_RECONCILE_INTERVAL must be a duration of at least 1m (like 10m), or 0 to turn reconciliation off")
 	} else {
 		cfg.ReconcileInterval = d
+	}
+	if raw := env("PATBOT_JOB_LEASE", "30s"); raw != "" {
+		if d, err := time.ParseDuration(raw); err != nil || d < time.Second {
+			add("PATBOT_JOB_LEASE must be a duration of at least 1s (like 30s)")
+		} else {
+			cfg.JobLease = d
+		}
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		add("-log-format must be json or text")

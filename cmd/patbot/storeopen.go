@@ -10,11 +10,12 @@ import (
 )
 
 // openStore opens the store PATBOT_DB names: a postgres:// URL, or a bbolt
-// file. patbot serve opens it for itself alone (exclusive); readOnly is for
-// patbot audit, which reads while nothing else writes.
+// file. On PostgreSQL, patbot serve shares the database with its other
+// replicas (and keeps migrate-store off it); a bbolt file is one
+// process's. readOnly is for the commands that only read.
 func openStore(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 	if postgres.IsURL(dsn) {
-		return postgres.Open(ctx, dsn, postgres.Options{Exclusive: !readOnly})
+		return postgres.Open(ctx, dsn, postgres.Options{Shared: !readOnly})
 	}
 	return bolt.Open(dsn, bolt.Options{ReadOnly: readOnly})
 }

@@ -369,3 +369,13 @@ func (db *DB) OrphanJobs(lease time.Duration, max int) ([]uint64, error) {
 	}
 	return ids, nil
 }
+
+// CountJobs implements store.Jobs.
+func (db *DB) CountJobs() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketJobs).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

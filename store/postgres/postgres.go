@@ -45,10 +45,12 @@ const opTimeout = 30 * time.Second
 type Options struct {
 	// Now is the clock for the times the store sets; default time.Now.
 	Now func() time.Time
-	// Exclusive makes this the only patbot on the database until Close: a
-	// second one gets store.ErrLocked. patbot serve opens it so until
-	// several replicas can share the work.
+	// Exclusive keeps every other user of the database off until Close
+	// (patbot migrate-store); Shared admits any number of Shared users
+	// and no Exclusive one (the replicas of patbot serve). Either gets
+	// store.ErrLocked when the other holds the database.
 	Exclusive bool
+	Shared    bool
 }
 
 // DB is an open patbot store on PostgreSQL.
@@ -68,7 +70,8 @@ type DB struct {
 	closeOnce     sync.Once
 }
 
-// exclusiveLock is the advisory lock key an exclusive patbot holds.
+// exclusiveLock is the advisory lock key patbot serve holds shared, and
+// patbot migrate-store exclusive.
 const exclusiveLock = 0x70617463 // "patc"
 
 // IsURL reports whether dsn names a PostgreSQL database rather than a file.
@@ -104,8 +107,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if opts.Exclusive {
-		if err := db.lock(cctx, cfg.ConnConfig); err != nil {
+	if opts.Exclusive || opts.Shared {
+		if err := db.lock(cctx, cfg.ConnConfig, opts.Shared); err != nil {
 			pool.Close()
 			return nil, err
 		}
@@ -114,14 +117,19 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// lock takes the exclusive lock on a session of its own, held until Close.
-func (db *DB) lock(ctx context.Context, cfg *pgx.ConnConfig) error {
+// lock takes the lock (shared or exclusive) on a session of its own, held
+// until Close.
+func (db *DB) lock(ctx context.Context, cfg *pgx.ConnConfig, shared bool) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("store: connect: %w", err)
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, exclusiveLock).Scan(&got); err != nil {
+	query := `SELECT pg_try_advisory_lock($1)`
+	if shared {
+		query = `SELECT pg_try_advisory_lock_shared($1)`
+	}
+	if err := conn.QueryRow(ctx, query, exclusiveLock).Scan(&got); err != nil {
 		conn.Close(ctx)
 		return fmt.Errorf("store: lock: %w", err)
 	}

@@ -119,4 +119,27 @@ func TestExclusive(t *testing.T) {
 		t.Fatalf("open after the first closed: %v", err)
 	}
 	second.Close()
+
+	// Replicas share the database; an exclusive user waits for them all.
+	a, err := postgres.Open(context.Background(), url, postgres.Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := postgres.Open(context.Background(), url, postgres.Options{Shared: true})
+	if err != nil {
+		t.Fatalf("a second replica: %v", err)
+	}
+	if _, err := postgres.Open(context.Background(), url, postgres.Options{Exclusive: true}); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("exclusive open beside replicas: %v, want ErrLocked", err)
+	}
+	a.Close()
+	b.Close()
+	ex, err := postgres.Open(context.Background(), url, postgres.Options{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(context.Background(), url, postgres.Options{Shared: true}); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("a replica beside an exclusive user: %v, want ErrLocked", err)
+	}
+	ex.Close()
 }

@@ -240,6 +240,17 @@ func (db *DB) OrphanJobs(lease time.Duration, max int) ([]uint64, error) {
 	return ids, nil
 }
 
+// CountJobs implements store.Jobs.
+func (db *DB) CountJobs() (int, error) {
+	ctx, cancel := op()
+	defer cancel()
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM jobs`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count jobs: %w", err)
+	}
+	return n, nil
+}
+
 // Request implements store.Requests.
 func (db *DB) Request(org string, id int64) (store.Request, error) {
 	ctx, cancel := op()

@@ -58,8 +58,14 @@ func testJobLeases(t *testing.T, b Backend) {
 	if j, err := db.Job(id); err != nil || j.Attempts != 1 {
 		t.Errorf("after a failure = %+v, %v", j, err)
 	}
+	if n, err := db.CountJobs(); err != nil || n != 1 {
+		t.Errorf("count = %d, %v; want 1", n, err)
+	}
 	if err := db.FinishJob(id); err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := db.CountJobs(); n != 0 {
+		t.Errorf("count after finishing = %d", n)
 	}
 	if _, err := db.ClaimJob(id, "b", time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a claim of a finished job = %v, want ErrNotFound", err)
