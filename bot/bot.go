@@ -267,10 +267,10 @@ type Bot struct {
 	timers            *scheduler.Timers
 	jobTimeout        time.Duration
 	jobLease          time.Duration
-	holder            string       // names this patbot in job claims
+	holder            string // names this patbot in job claims
 	inHandMu          sync.Mutex
 	inHand            map[uint64]struct{} // jobs queued, running or waiting to retry here
-	dbJobs            atomic.Int64 // unfinished jobs in the store, all replicas', as last counted
+	dbJobs            atomic.Int64        // unfinished jobs in the store, all replicas', as last counted
 	maxAttempts       int
 	retryBackoff      time.Duration
 	drainTimeout      time.Duration
