@@ -46,7 +46,7 @@ func (b *Bot) reconcileOrg(ctx context.Context, org Org) (int, error) {
 		inGitHub[pr.ID] = true
 		r, err := b.store.Request(org.Login, pr.ID)
 		switch {
-		case errors.Is(err, store.ErrNotFound) || err == nil && r.State == store.StatePending && r.Card.TS == "":
+		case errors.Is(err, store.ErrNotFound) || err == nil && r.State == store.StatePending && r.Card.TS == "" && !b.postingElsewhere(r):
 			// Never seen, or seen without a card (its job failed): posting
 			// is idempotent, under the card lock.
 			if err := b.adopt(ctx, org, pr); err != nil {
@@ -145,6 +145,14 @@ func (b *Bot) adopt(ctx context.Context, org Org, pr github.PendingRequest) erro
 	}
 	b.enforce(ctx, org, pr.ID)
 	return nil
+}
+
+// postingElsewhere reports whether a card post for r may still be under
+// way, here or on another replica: its intent is younger than a job's
+// attempt may take. Once it is older, the post is done or abandoned, and
+// posting looks for it first.
+func (b *Bot) postingElsewhere(r store.Request) bool {
+	return !r.CardIntent.IsZero() && b.now().Sub(r.CardIntent) < b.jobTimeout+b.jobLease
 }
 
 // unclaim puts a request whose decision never reached GitHub back to
