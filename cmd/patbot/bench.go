@@ -24,6 +24,7 @@ import (
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
+	"github.com/patbot/patbot/store/postgres"
 )
 
 // benchOptions are patbot bench's flags.
@@ -266,10 +267,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) (bool, error) 
 
 	fmt.Fprintf(out, "patbot bench: %d webhooks at concurrency %d in %d rounds, alternating with a baseline receiver\n"+
 		"(the baseline, a process of its own like patbot, caps the body, verifies the signature, decodes the JSON and\n"+
-		"answers 202; patbot also commits each delivery and its work to bbolt, fsynced, before answering).\n"+
+		"answers 202; patbot also commits each delivery and its work to %s, durably, before answering).\n"+
 		"Webhooks are shaped like GitHub's (about 3 KB, random delivery GUIDs) and signed before each burst; each\n"+
 		"burst starts with patbot idle. Fakes of GitHub and Slack, in this process, answer at once.\n\n",
-		o.n, o.concurrency, o.rounds)
+		o.n, o.concurrency, o.rounds, map[bool]string{true: "PostgreSQL", false: "bbolt"}[postgres.IsURL(o.db)])
 
 	// Throughput, alternating. Every burst starts with patbot idle (the
 	// previous burst's cards all posted), so that neither receiver pays for

@@ -74,6 +74,9 @@ type DB struct {
 	uncommitted map[string]int64
 	// jobSeq is the last job number handed out.
 	jobSeq atomic.Uint64
+	// leases are the runners' claims of jobs (see ClaimJob).
+	leasesMu sync.Mutex
+	leases   map[uint64]jobLease
 
 	// Group commit (commitLoop).
 	writes        chan *write
@@ -110,7 +113,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, damaged(path, err)
 	}
-	db := &DB{bolt: b, now: opts.Now, seen: &deliveryIndex{guids: map[string]int64{}}, uncommitted: map[string]int64{},
+	db := &DB{bolt: b, now: opts.Now, leases: map[uint64]jobLease{}, seen: &deliveryIndex{guids: map[string]int64{}}, uncommitted: map[string]int64{},
 		writes: make(chan *write, maxGroup), closing: make(chan struct{}), committerDone: make(chan struct{})}
 	if opts.ReadOnly {
 		close(db.committerDone)

@@ -223,6 +223,9 @@ func (db *DB) FinishJob(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("store: finish job %d: %w", id, err)
 	}
+	db.leasesMu.Lock()
+	delete(db.leases, id)
+	db.leasesMu.Unlock()
 	return nil
 }
 
@@ -316,34 +319,30 @@ func decodeJob(raw []byte) (store.Job, error) {
 	return j, nil
 }
 
-// ClaimJob implements store.Jobs.
+// ClaimJob implements store.Jobs. A bbolt file has one process, so leases
+// are kept in memory: claiming costs no write (nor fsync), and a restart
+// frees them all, as it should.
 func (db *DB) ClaimJob(id uint64, holder string, lease time.Duration) (store.Job, error) {
-	var j store.Job
-	err := db.group(func(tx *bbolt.Tx) error {
-		jobs := tx.Bucket(bucketJobs)
-		raw := jobs.Get(itob(id))
-		if raw == nil {
-			return store.ErrNotFound
-		}
-		var err error
-		if j, err = decodeJob(raw); err != nil {
-			return err
-		}
-		now := db.now()
-		if j.Holder != "" && j.Holder != holder && j.LeaseUntil.After(now) {
-			return store.ErrHeld
-		}
-		j.Holder, j.LeaseUntil = holder, now.Add(lease)
-		enc, err := encodeJob(j)
-		if err != nil {
-			return err
-		}
-		return jobs.Put(itob(id), enc)
-	})
+	j, err := db.Job(id)
 	if err != nil {
-		return store.Job{}, fmt.Errorf("store: claim job %d: %w", id, err)
+		return store.Job{}, fmt.Errorf("store: claim job %d: %w", id, store.ErrNotFound)
 	}
+	db.leasesMu.Lock()
+	defer db.leasesMu.Unlock()
+	now := db.now()
+	if l, ok := db.leases[id]; ok && l.holder != holder && l.until.After(now) {
+		return store.Job{}, fmt.Errorf("store: claim job %d: %w", id, store.ErrHeld)
+	}
+	l := jobLease{holder: holder, until: now.Add(lease)}
+	db.leases[id] = l
+	j.Holder, j.LeaseUntil = l.holder, l.until
 	return j, nil
+}
+
+// jobLease is a runner's claim of a job.
+type jobLease struct {
+	holder string
+	until  time.Time
 }
 
 // OrphanJobs implements store.Jobs. Unfinished jobs are few: a scan finds
@@ -351,18 +350,35 @@ func (db *DB) ClaimJob(id uint64, holder string, lease time.Duration) (store.Job
 func (db *DB) OrphanJobs(lease time.Duration, max int) ([]uint64, error) {
 	var ids []uint64
 	now := db.now()
+	db.leasesMu.Lock()
+	defer db.leasesMu.Unlock()
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-			j, err := decodeJob(v)
-			if err != nil {
-				return err
+		live := map[uint64]bool{}
+		err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			id := btoi(k)
+			live[id] = true
+			l, held := db.leases[id]
+			var free bool
+			if held {
+				free = !l.until.After(now)
+			} else {
+				j, err := decodeJob(v)
+				if err != nil {
+					return err
+				}
+				free = !j.EnqueuedAt.Add(lease).After(now)
 			}
-			free := j.Holder == "" && !j.EnqueuedAt.Add(lease).After(now) || j.Holder != "" && !j.LeaseUntil.After(now)
 			if free && len(ids) < max {
-				ids = append(ids, btoi(k))
+				ids = append(ids, id)
 			}
 			return nil
 		})
+		for id := range db.leases { // finished jobs' leases go
+			if !live[id] {
+				delete(db.leases, id)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: orphan jobs: %w", err)
