@@ -113,8 +113,21 @@ func (db *DB) commitAccepts() {
 	}
 }
 
-// acceptGroup accepts deliveries in one transaction.
+// acceptGroup accepts deliveries in one transaction, again after a lost
+// connection (a marker already committed then reads as a duplicate, and
+// its job, unclaimed, is taken up as an orphan).
 func (db *DB) acceptGroup(group []*acceptRequest) ([]acceptResult, error) {
+	var results []acceptResult
+	var err error
+	for range 3 {
+		if results, err = db.acceptOnce(group); !connectionLost(err) {
+			break
+		}
+	}
+	return results, err
+}
+
+func (db *DB) acceptOnce(group []*acceptRequest) ([]acceptResult, error) {
 	results := make([]acceptResult, len(group))
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()

@@ -13,10 +13,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -243,7 +246,7 @@ func (db *DB) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	for range 10 {
 		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") || connectionLost(err) {
 			continue
 		}
 		if errors.Is(err, errRetry) {
@@ -252,6 +255,20 @@ func (db *DB) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 		return err
 	}
 	return err
+}
+
+// connectionLost reports whether err is the loss of the connection (the
+// server restarted, a failover, a proxy cut it): the pool replaces it, and
+// a transaction that failed so is tried again. A lost COMMIT may have
+// committed; every transaction patbot retries is safe to run twice.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr *net.OpError
+	return pgconn.SafeToRetry(err) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || err != nil && strings.Contains(err.Error(), "conn closed")
 }
 
 // errRetry asks inTx to run a transaction again (a concurrent insert won).

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +144,43 @@ func TestExclusive(t *testing.T) {
 		t.Errorf("a replica beside an exclusive user: %v, want ErrLocked", err)
 	}
 	ex.Close()
+}
+
+// A lost connection (here: the server ends every session, as a restart
+// or a failover does) is survived: the next writes go through.
+func TestConnectionLossSurvived(t *testing.T) {
+	url := pgtest.Database(t)
+	db, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 5 { // several connections in the pool
+		if _, _, err := db.AcceptDelivery(store.Delivery{ID: fmt.Sprint("before-", i)}, &store.Job{Event: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := pgx.Connect(context.Background(), os.Getenv(pgtest.EnvURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := url[strings.LastIndex(url, "/")+1:]
+	if _, err := admin.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, name); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, _, err := db.AcceptDelivery(store.Delivery{ID: fmt.Sprint("after-", i)}, &store.Job{Event: "x"}); err != nil {
+			t.Errorf("accept after the connections were lost: %v", err)
+		}
+		if _, err := db.UpdateRequest("acme", int64(i+1), func(r *store.Request, _ bool) error { r.Owner = "x"; return nil }); err != nil {
+			t.Errorf("update after the connections were lost: %v", err)
+		}
+	}
+	if err := db.Ping(); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+	if n, err := db.CountDeliveries(); err != nil || n != 10 {
+		t.Errorf("deliveries = %d, %v", n, err)
+	}
 }
