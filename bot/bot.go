@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patbot/patbot/bot/calendar"
 	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/policy"
 	"github.com/patbot/patbot/bot/scheduler"
@@ -56,6 +57,41 @@ type Org struct {
 	// Policy is the org's rules; nil when it has none (people decide
 	// everything, one approval each).
 	Policy *policy.Policy
+	// Location is the org's time zone, for quiet hours; default UTC.
+	Location *time.Location
+	// Quiet, when set, holds reminders back until quiet hours end.
+	Quiet *calendar.Quiet
+	// Remind, when set, reminds approvers of a request that waits.
+	Remind *Remind
+	// Escalate, when set, posts a request that waits long to a second
+	// channel.
+	Escalate *Escalate
+}
+
+// Remind is when and how a waiting request is recalled: a thread reply on
+// its card After it arrived, then Every, Times in all, mentioning Mention
+// (Slack user and user group IDs).
+type Remind struct {
+	After, Every time.Duration
+	Times        int
+	Mention      []string
+	// Broadcast also shows the thread reply in the channel.
+	Broadcast bool
+}
+
+// Escalate posts a second card for a request still pending After it
+// arrived, in Channel.
+type Escalate struct {
+	After   time.Duration
+	Channel string
+}
+
+// location is the org's time zone.
+func (o Org) location() *time.Location {
+	if o.Location == nil {
+		return time.UTC
+	}
+	return o.Location
 }
 
 // Org settings' values.
@@ -396,6 +432,8 @@ func New(d Deps) (*Bot, error) {
 	b.timers.Handle(timerSettle, b.settleClaim)
 	b.timers.Handle(timerGrantEnd, b.endGrant)
 	b.timers.Handle(timerGrantReminder, b.remindGrant)
+	b.timers.Handle(timerRemind, b.remind)
+	b.timers.Handle(timerEscalate, b.escalate)
 	b.timers.Every(timerPrune, pruneInterval, 10*time.Minute, b.pruneAll)
 	if b.reconcileInterval > 0 {
 		b.timers.Every(timerReconcile, b.reconcileInterval, 10*time.Minute, func(ctx context.Context) { b.Reconcile(ctx) })

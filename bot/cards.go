@@ -109,7 +109,12 @@ func (b *Bot) postCardLocked(ctx context.Context, org Org, r store.Request, inte
 // recordCard stores where a request's card is, and brings it up to date if
 // the request was decided or cancelled meanwhile. The card lock is held.
 func (b *Bot) recordCard(ctx context.Context, org Org, id int64, channel, ts string) error {
-	r, err := b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
+	before, err := b.store.Request(org.Login, id)
+	if err != nil {
+		return err
+	}
+	// The reminders and the escalation are scheduled with the card.
+	r, _, err := b.store.UpdateRequestWithTimers(org.Login, id, followUpTimers(org, before), func(r *store.Request, _ bool) error {
 		r.Card = store.Card{Channel: channel, TS: ts}
 		return nil
 	})
@@ -192,6 +197,17 @@ func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
 	})
 	if err != nil {
 		return fmt.Errorf("update card %s/%s: %w", r.Card.Channel, r.Card.TS, err)
+	}
+	if e := r.Escalation; e.TS != "" {
+		// The escalated copy follows the card.
+		blocks := append([]slack.Block{slack.NewSectionBlock(view.Mrkdwn(view.Escalation(b.now().Sub(waitingSince(r)), r.Card)), nil, nil)}, blocks...)
+		err := retrySlack(ctx, func() error {
+			_, _, _, err := b.slack.UpdateMessageContext(ctx, e.Channel, e.TS, cardOptions(blocks, text)...)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("update the escalated card %s/%s: %w", e.Channel, e.TS, err)
+		}
 	}
 	if r.CardOutdated {
 		// Slack shows this version now; a newer one stays outdated.

@@ -17,6 +17,7 @@ type metrics struct {
 
 	reconcileRuns    *prometheus.CounterVec
 	reconcileRepairs *prometheus.CounterVec
+	followUps        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 			Name: "patbot_reconcile_repairs_total",
 			Help: "Requests reconciliation repaired: card_posted, card_closed, decision_settled.",
 		}, []string{"kind"}),
+		followUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patbot_followups_total",
+			Help: "Follow-ups of waiting requests posted, by kind: reminder, escalation.",
+		}, []string{"kind"}),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "patbot_queue_depth",
@@ -82,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 		}
 		return 0
 	})
-	for _, c := range []prometheus.Collector{authOK, pendingRequests, oldestPending, m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.reconcileRuns, m.reconcileRepairs, queueDepth} {
+	for _, c := range []prometheus.Collector{authOK, pendingRequests, oldestPending, m.webhooks, m.intake, m.jobs, m.decisions, m.refusals, m.slackRequests, m.reconcileRuns, m.reconcileRepairs, m.followUps, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -131,6 +136,9 @@ func (m *metrics) initSeries() {
 	}
 	for _, kind := range []string{"card_posted", "card_closed", "card_updated", "decision_settled"} {
 		m.reconcileRepairs.WithLabelValues(kind)
+	}
+	for _, kind := range []string{"reminder", "escalation"} {
+		m.followUps.WithLabelValues(kind)
 	}
 }
 

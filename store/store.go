@@ -283,6 +283,12 @@ type Request struct {
 	// Approvals are the approvals counted so far, when the rules ask for
 	// more than one approver.
 	Approvals []Approval `json:"approvals,omitempty"`
+	// RemindersSent counts the reminders posted in the card's thread.
+	RemindersSent int `json:"reminders_sent,omitempty"`
+	// Escalation is the second card, in the escalation channel;
+	// EscalationIntent is when patbot began posting it (as CardIntent).
+	Escalation       Card      `json:"escalation,omitzero"`
+	EscalationIntent time.Time `json:"escalation_intent,omitzero"`
 	// GrantEnds is when patbot revokes the grant of a time-bound
 	// approval; GrantEnded is when it did.
 	GrantEnds  *time.Time `json:"grant_ends,omitempty"`

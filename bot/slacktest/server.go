@@ -51,6 +51,10 @@ type Server struct {
 type Message struct {
 	Channel  string
 	TS       string
+	// ThreadTS is the parent of a thread reply; Broadcast shows the reply
+	// in the channel too.
+	ThreadTS  string
+	Broadcast bool
 	Text     string
 	Blocks   json.RawMessage
 	Metadata json.RawMessage
@@ -196,10 +200,23 @@ func (s *Server) Messages(channel string) []Message {
 	defer s.mu.Unlock()
 	var out []Message
 	for _, m := range s.messages {
-		if channel == "" || m.Channel == channel {
+		if (channel == "" || m.Channel == channel) && (m.ThreadTS == "" || m.Broadcast) {
 			c := *m
 			c.History = slices.Clone(m.History)
 			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Replies returns the thread replies to the message ts in channel.
+func (s *Server) Replies(channel, ts string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.messages {
+		if m.Channel == channel && m.ThreadTS == ts {
+			out = append(out, *m)
 		}
 	}
 	return out
@@ -366,7 +383,11 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 		s.nextTS = max(s.nextTS+1, time.Now().UnixMicro())
 		ts := fmt.Sprintf("%d.%06d", s.nextTS/1_000_000, s.nextTS%1_000_000)
 		blocks := json.RawMessage(c.Form.Get("blocks"))
-		m := &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks,
+		thread := c.Form.Get("thread_ts")
+		if thread != "" && s.byTS[ch+"/"+thread] == nil {
+			return nil, "thread_not_found"
+		}
+		m := &Message{Channel: ch, TS: ts, Text: c.Form.Get("text"), Blocks: blocks, ThreadTS: thread, Broadcast: c.Form.Get("reply_broadcast") == "true",
 			Metadata: json.RawMessage(c.Form.Get("metadata")), History: []json.RawMessage{blocks}, Posted: time.Now()}
 		s.messages = append(s.messages, m)
 		s.byTS[ch+"/"+ts] = m
@@ -414,7 +435,7 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 		// Newest first, as Slack returns them.
 		for i := len(s.messages) - 1; i >= 0; i-- {
 			m := s.messages[i]
-			if m.Channel != ch || m.TS < oldest {
+			if m.Channel != ch || m.TS < oldest || m.ThreadTS != "" && !m.Broadcast { // replies are not history
 				continue
 			}
 			msg := map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "bot_id": "B0BOT"}

@@ -171,21 +171,24 @@ func Relative(t, now time.Time) string {
 	if past {
 		d = -d
 	}
-	var amount string
+	if past {
+		return "expired " + amount(d) + " ago"
+	}
+	return "in " + amount(d)
+}
+
+// amount is a duration in words: "3 days", "5 hours", "20 minutes",
+// "moments".
+func amount(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
-		amount = fmt.Sprintf("%d days", int(d.Hours()/24))
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
 	case d >= 2*time.Hour:
-		amount = fmt.Sprintf("%d hours", int(d.Hours()))
+		return fmt.Sprintf("%d hours", int(d.Hours()))
 	case d >= 2*time.Minute:
-		amount = fmt.Sprintf("%d minutes", int(d.Minutes()))
-	default:
-		amount = "moments"
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
 	}
-	if past {
-		return "expired " + amount + " ago"
-	}
-	return "in " + amount
+	return "moments"
 }
 
 func selectionText(r store.Request) string {

@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patbot/patbot/bot"
+	"github.com/patbot/patbot/bot/calendar"
 	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/policy"
 	"github.com/patbot/patbot/github"
@@ -92,6 +93,7 @@ var (
 	teamSlugRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 	channelIDRE  = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
 	slackUserRE  = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	mentionIDRE  = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
 	yamlFieldsRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
 )
 
@@ -279,6 +281,23 @@ type policyOrg struct {
 	Identity      string       `yaml:"identity"`
 	DecideAs      string       `yaml:"decide_as"`
 	Policy        *policy.Spec `yaml:"policy"`
+	Timezone      string       `yaml:"timezone"`
+	QuietHours    *struct {
+		From     string `yaml:"from"`
+		To       string `yaml:"to"`
+		Weekends bool   `yaml:"weekends"`
+	} `yaml:"quiet_hours"`
+	Remind *struct {
+		After     string   `yaml:"after"`
+		Every     string   `yaml:"every"`
+		Times     int      `yaml:"times"`
+		Mention   []string `yaml:"mention"`
+		Broadcast bool     `yaml:"broadcast"`
+	} `yaml:"remind"`
+	Escalate *struct {
+		After   string `yaml:"after"`
+		Channel string `yaml:"channel"`
+	} `yaml:"escalate"`
 }
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
@@ -342,6 +361,7 @@ func loadPolicy(path string) (bot.Config, []string) {
 			problems = append(problems, policyProblems...)
 			org.Policy = &compiled
 		}
+		problems = append(problems, followThrough(login, o, &org)...)
 		p.Orgs[key] = org
 	}
 	for _, slackID := range slices.Sorted(maps.Keys(f.Users)) {
@@ -482,4 +502,65 @@ func loadAppKey(getenv func(string) string) ([]byte, []string) {
 		return nil, []string{fmt.Sprintf("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form (%v)", err)}
 	}
 	return []byte(keyText), nil
+}
+
+// followThrough reads an org's time zone, quiet hours, reminders and
+// escalation into org, and says what is wrong with them.
+func followThrough(login string, o policyOrg, org *bot.Org) []string {
+	var problems []string
+	add := func(format string, a ...any) {
+		problems = append(problems, fmt.Sprintf("orgs.%s.", login)+fmt.Sprintf(format, a...))
+	}
+	duration := func(key, raw string) time.Duration {
+		if raw == "" {
+			add("%s is required", key)
+			return 0
+		}
+		d, err := policy.ParseDuration(raw)
+		if err != nil {
+			add("%s: %v", key, err)
+		}
+		return d
+	}
+	if o.Timezone != "" {
+		loc, err := time.LoadLocation(o.Timezone)
+		if err != nil {
+			add("timezone %q is not a time zone (like Europe/Berlin or America/New_York)", o.Timezone)
+		}
+		org.Location = loc
+	}
+	if q := o.QuietHours; q != nil {
+		from, err1 := calendar.ParseTimeOfDay(q.From)
+		to, err2 := calendar.ParseTimeOfDay(q.To)
+		for key, err := range map[string]error{"quiet_hours.from": err1, "quiet_hours.to": err2} {
+			if err != nil {
+				add("%s: %v", key, err)
+			}
+		}
+		org.Quiet = &calendar.Quiet{From: from, To: to, Weekends: q.Weekends}
+	}
+	if r := o.Remind; r != nil {
+		org.Remind = &bot.Remind{After: duration("remind.after", r.After), Times: max(r.Times, 1), Mention: r.Mention, Broadcast: r.Broadcast}
+		if r.Times < 0 || r.Times > 100 {
+			add("remind.times %d: must be 1 to 100", r.Times)
+		}
+		if r.Times > 1 || r.Every != "" {
+			org.Remind.Every = duration("remind.every", r.Every)
+		}
+		for _, m := range r.Mention {
+			if !mentionIDRE.MatchString(m) {
+				add("remind.mention: %q is not a Slack user (U…) or user group (S…) ID", m)
+			}
+		}
+	}
+	if e := o.Escalate; e != nil {
+		org.Escalate = &bot.Escalate{After: duration("escalate.after", e.After), Channel: e.Channel}
+		switch {
+		case !channelIDRE.MatchString(e.Channel):
+			add("escalate.channel %q is not a Slack channel ID (like C0123456789)", e.Channel)
+		case e.Channel == o.Channel:
+			add("escalate.channel is the org's own channel: name another")
+		}
+	}
+	return problems
 }
