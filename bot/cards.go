@@ -114,12 +114,16 @@ func (b *Bot) recordCard(ctx context.Context, org Org, id int64, channel, ts str
 		return err
 	}
 	// The reminders and the escalation are scheduled with the card.
-	r, _, err := b.store.UpdateRequestWithTimers(org.Login, id, followUpTimers(org, before), func(r *store.Request, _ bool) error {
+	followUps := followUpTimers(org, before)
+	r, _, err := b.store.UpdateRequestWithTimers(org.Login, id, followUps, func(r *store.Request, _ bool) error {
 		r.Card = store.Card{Channel: channel, TS: ts}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if len(followUps) > 0 {
+		b.timers.Wake()
 	}
 	if r.State != store.StatePending {
 		return b.updateCardLocked(ctx, r)
