@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patbot/patbot/bot/slacktest"
 	"github.com/patbot/patbot/github/githubtest"
@@ -211,4 +212,36 @@ func TestConfigLinkingSettings(t *testing.T) {
 	if _, err := loadConfig("serve", nil, getenv(env), io.Discard); !strings.Contains(fmt.Sprint(err), "set only one of GITHUB_APP_CLIENT_SECRET and GITHUB_APP_CLIENT_SECRET_FILE") {
 		t.Errorf("both set: %v", err)
 	}
+}
+
+func TestConfigFollowThrough(t *testing.T) {
+	cfg, err := loadConfig("serve", nil, getenv(testEnv(t, `
+orgs:
+  acme:
+    channel: C0000000001
+    timezone: Europe/Berlin
+    quiet_hours: {from: "20:00", to: "08:00", weekends: true}
+    remind: {after: 4h, every: 24h, times: 3, mention: [S0123ABCD, U0123ABCD], broadcast: true}
+    escalate: {after: 2d, channel: C0SECURITY1}
+`)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, _ := cfg.Bot.Org("acme")
+	if acme.Location.String() != "Europe/Berlin" || acme.Quiet.From != 20*60 || !acme.Quiet.Weekends ||
+		acme.Remind.After != 4*time.Hour || acme.Remind.Times != 3 || !acme.Remind.Broadcast || len(acme.Remind.Mention) != 2 ||
+		acme.Escalate.After != 48*time.Hour || acme.Escalate.Channel != "C0SECURITY1" {
+		t.Errorf("acme = %+v", acme)
+	}
+	_, err = loadConfig("serve", nil, getenv(testEnv(t, `
+orgs:
+  acme:
+    channel: C0000000001
+    timezone: Mars/Olympus
+    quiet_hours: {from: "8pm", to: "08:00"}
+    remind: {every: 1h, times: 3, mention: [alice]}
+    escalate: {after: 1h, channel: C0000000001}
+`)), io.Discard)
+	mustContain(t, "error", fmt.Sprint(err), `orgs.acme.timezone "Mars/Olympus" is not a time zone`, `orgs.acme.quiet_hours.from: "8pm" is not a time of day`,
+		"orgs.acme.remind.after is required", `orgs.acme.remind.mention: "alice" is not a Slack user`, "orgs.acme.escalate.channel is the org's own channel")
 }

@@ -532,10 +532,11 @@ func followThrough(login string, o policyOrg, org *bot.Org) []string {
 	if q := o.QuietHours; q != nil {
 		from, err1 := calendar.ParseTimeOfDay(q.From)
 		to, err2 := calendar.ParseTimeOfDay(q.To)
-		for key, err := range map[string]error{"quiet_hours.from": err1, "quiet_hours.to": err2} {
-			if err != nil {
-				add("%s: %v", key, err)
-			}
+		if err1 != nil {
+			add("quiet_hours.from: %v", err1)
+		}
+		if err2 != nil {
+			add("quiet_hours.to: %v", err2)
 		}
 		org.Quiet = &calendar.Quiet{From: from, To: to, Weekends: q.Weekends}
 	}
