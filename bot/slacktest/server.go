@@ -49,15 +49,15 @@ type Server struct {
 
 // Message is a message patbot posted, with its latest content.
 type Message struct {
-	Channel  string
-	TS       string
+	Channel string
+	TS      string
 	// ThreadTS is the parent of a thread reply; Broadcast shows the reply
 	// in the channel too.
 	ThreadTS  string
 	Broadcast bool
-	Text     string
-	Blocks   json.RawMessage
-	Metadata json.RawMessage
+	Text      string
+	Blocks    json.RawMessage
+	Metadata  json.RawMessage
 	// Updates counts chat.update calls on it.
 	Updates int
 	// History holds every version's blocks, oldest first.
