@@ -150,6 +150,7 @@ type GitHub interface {
 	OrgMembership(ctx context.Context, org, login string) (github.Membership, error)
 	TeamMembership(ctx context.Context, org, team, login string) (github.Membership, error)
 	ListGrants(ctx context.Context, org string, owners ...string) ([]github.Grant, error)
+	QueryGrants(ctx context.Context, org string, f github.GrantFilter) ([]github.Grant, error)
 	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
 	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
 	RevokeGrant(ctx context.Context, org string, patID int64, as github.UserToken) error

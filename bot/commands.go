@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/slack-go/slack"
 
+	"github.com/patbot/patbot/bot/policy"
 	"github.com/patbot/patbot/bot/view"
 )
 
@@ -26,7 +28,8 @@ const (
 )
 
 const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's approved fine-grained tokens (yours by default). " +
-	"Owners and approvers see anyone's, and can revoke them.\n" +
+	"Owners and approvers see anyone's, and can revoke them, and may ask which tokens match: " +
+	"`--repo NAME`, `--permission NAME[:LEVEL]`, `--unused 90d`, `--used-since 7d`, `--token ID` (combinable).\n" +
 	"*/pat requests*: pending token requests, with links to their cards.\n" +
 	"*/pat link*: sign in to GitHub, so that patbot knows your account (and can decide as you where your org asks for it).\n" +
 	"*/pat whoami*: the GitHub account patbot knows you by.\n" +
@@ -48,24 +51,49 @@ type slashCommand struct {
 	ResponseURL string
 }
 
-// parseGrantsArgs reads "[@user | login] [--org NAME]". A Slack mention is
-// resolved through the users map. It returns the query or what is wrong.
+// parseGrantsArgs reads "[@user | login] [--org NAME] [--repo NAME]
+// [--permission NAME[:LEVEL]] [--unused DURATION] [--used-since DURATION]
+// [--token ID]". A Slack mention is resolved to the account patbot knows.
+// It returns the query or what is wrong.
 func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
 	var q view.GrantsQuery
 	target := ""
+	options := map[string]func(string) string{
+		"org":  func(v string) string { q.Org = v; return "" },
+		"repo": func(v string) string { q.Repo = v; return check(repoNameRE.MatchString(v), "`--repo` takes a repository's name, like `payments`.") },
+		"permission": func(v string) string {
+			q.Permission = v
+			if _, err := policy.ParsePermission(v); err != nil {
+				return "`--permission`: " + view.Escape(err.Error()) + " (like `secrets:write` or `contents`)."
+			}
+			return ""
+		},
+		"unused":     func(v string) string { q.Unused = v; return checkDuration("--unused", v) },
+		"used-since": func(v string) string { q.UsedSince = v; return checkDuration("--used-since", v) },
+		"token": func(v string) string {
+			id, err := strconv.ParseInt(v, 10, 64)
+			q.Token = id
+			return check(err == nil && id > 0, "`--token` takes a token's ID, a number.")
+		},
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		set, isOption := options[name]
 		switch {
-		case a == "--org" || a == "-org":
-			if i+1 == len(args) {
-				return q, "`--org` needs an organization name."
-			}
-			i++
-			q.Org = args[i]
-		case strings.HasPrefix(a, "--org="):
-			q.Org = strings.TrimPrefix(a, "--org=")
-		case strings.HasPrefix(a, "-"):
+		case strings.HasPrefix(a, "-") && !isOption:
 			return q, fmt.Sprintf("Unknown option `%s`.", view.Escape(a))
+		case isOption && strings.HasPrefix(a, "-"):
+			if !inline {
+				if i+1 == len(args) {
+					return q, fmt.Sprintf("`--%s` needs a value.", name)
+				}
+				i++
+				value = args[i]
+			}
+			if problem := set(value); problem != "" {
+				return q, problem
+			}
 		case target != "":
 			return q, "Name one member at a time."
 		default:
@@ -93,6 +121,21 @@ func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
 		return q, fmt.Sprintf("`%s` is neither a Slack mention nor a GitHub login.", view.Escape(view.Truncate(target, 60)))
 	}
 	return q, ""
+}
+
+var repoNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// check is problem unless ok.
+func check(ok bool, problem string) string {
+	if ok {
+		return ""
+	}
+	return problem
+}
+
+func checkDuration(option, v string) string {
+	_, err := policy.ParseDuration(v)
+	return check(err == nil, fmt.Sprintf("`%s` takes a duration, like `90d` or `12h`.", option))
 }
 
 // CommandsHandler receives slash commands over HTTP.

@@ -34,7 +34,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 	if !known {
 		return ephemeral(b.notLinked(viewer) + " Until then you cannot look up tokens.")
 	}
-	if q.Login == "" {
+	if q.Login == "" && !q.Filtered() {
 		q.Login = me.login
 	}
 	self := strings.EqualFold(me.login, q.Login)
@@ -42,7 +42,7 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 	v := view.GrantsView{Login: q.Login, Query: q, Now: b.now()}
 	var all []view.GrantEntry
 	for _, org := range b.config().sorted(q.Org) {
-		if !self && !me.acceptedBy(org) {
+		if !self && q.Login != "" && !me.acceptedBy(org) {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: only approvers who signed in to GitHub (`/pat link`) see other members' tokens.", view.Escape(org.Login)))
 			continue
 		}
@@ -51,11 +51,16 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: could not check your permission (%s).", view.Escape(org.Login), describeGitHubError(err)))
 			continue
 		}
-		if !self && !verdict.allowed {
+		if !self && q.Login != "" && !verdict.allowed {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: only owners and approvers see other members' tokens.", view.Escape(org.Login)))
 			continue
 		}
-		grants, err := b.gh.ListGrants(ctx, org.Login, q.Login)
+		orgQuery := q
+		if orgQuery.Login == "" && !(verdict.allowed && me.acceptedBy(org)) {
+			orgQuery.Login = me.login // everyone else sees only their own
+			v.Notes = append(v.Notes, fmt.Sprintf("%s: only your own tokens are listed; owners and approvers see everyone's.", view.Escape(org.Login)))
+		}
+		grants, err := FindGrants(ctx, b.gh, org.Login, orgQuery, b.now())
 		if err != nil {
 			v.Notes = append(v.Notes, fmt.Sprintf("%s: %s; the tokens there are not listed.", view.Escape(org.Login), describeGitHubError(err)))
 			continue

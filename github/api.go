@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 )
@@ -48,12 +49,40 @@ func (c *Client) ListRequests(ctx context.Context, org string, f RequestFilter) 
 // ListGrants returns every fine-grained token approved to access org, of the
 // given owners (at most 10; none lists everyone's), through all pages.
 func (c *Client) ListGrants(ctx context.Context, org string, owners ...string) ([]Grant, error) {
-	if len(owners) > maxOwnersPerList {
-		return nil, fmt.Errorf("github: list grants of %s: at most %d owners", org, maxOwnersPerList)
+	return c.QueryGrants(ctx, org, GrantFilter{Owners: owners})
+}
+
+// GrantFilter narrows a listing of grants, as GitHub filters it. Zero
+// fields do not filter.
+type GrantFilter struct {
+	Owners     []string // logins, at most 10
+	Repository string   // a repository's name: tokens that may access it
+	// LastUsedBefore and LastUsedAfter bound the tokens' last use; a token
+	// never used has none, and matches neither.
+	LastUsedBefore, LastUsedAfter time.Time
+	TokenIDs                      []int64 // at most 50
+}
+
+// QueryGrants returns the grants of org that f selects, through all pages.
+func (c *Client) QueryGrants(ctx context.Context, org string, f GrantFilter) ([]Grant, error) {
+	if len(f.Owners) > maxOwnersPerList || len(f.TokenIDs) > maxTokenIDsPerList {
+		return nil, fmt.Errorf("github: list grants of %s: at most %d owners and %d token ids", org, maxOwnersPerList, maxTokenIDsPerList)
 	}
 	q := url.Values{}
-	for _, o := range owners {
+	for _, o := range f.Owners {
 		q.Add("owner[]", o)
+	}
+	if f.Repository != "" {
+		q.Set("repository", f.Repository)
+	}
+	if !f.LastUsedBefore.IsZero() {
+		q.Set("last_used_before", f.LastUsedBefore.UTC().Format(time.RFC3339))
+	}
+	if !f.LastUsedAfter.IsZero() {
+		q.Set("last_used_after", f.LastUsedAfter.UTC().Format(time.RFC3339))
+	}
+	for _, id := range f.TokenIDs {
+		q.Add("token_id[]", strconv.FormatInt(id, 10))
 	}
 	return listAll[Grant](ctx, c, org, "list grants of "+org, "orgs/"+url.PathEscape(org)+"/personal-access-tokens", q)
 }

@@ -289,3 +289,29 @@ func Durations(ds []time.Duration) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ParsePermission reads a permission as a grants query names it: "name" or
+// "name:level", the name qualified (repository.secrets) or not. Without a
+// level it means any level.
+func ParsePermission(spec string) (Permission, error) {
+	name, levelText, hasLevel := strings.Cut(strings.TrimSpace(spec), ":")
+	group, short, qualified := strings.Cut(name, ".")
+	if !qualified {
+		group, short = "", name
+	}
+	p := Permission{Group: group, Name: short}
+	if hasLevel {
+		level, ok := ParseLevel(levelText)
+		if !ok {
+			return p, fmt.Errorf("%q: the level must be read, write or admin", spec)
+		}
+		p.Level = level
+	}
+	if !known(group, short) {
+		return p, fmt.Errorf("%q is not a permission a fine-grained token can hold", name)
+	}
+	return p, nil
+}
+
+// HeldIn reports whether perms hold p, at or above its level.
+func (p Permission) HeldIn(perms Permissions) bool { return anyAtLeast(perms, []Permission{p}) }

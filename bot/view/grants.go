@@ -49,9 +49,43 @@ type GrantsView struct {
 // GrantsQuery is what /pat grants asks for; it also travels in the listing's
 // buttons, so that a click repeats the query (re-checking who asks).
 type GrantsQuery struct {
-	Login string `json:"l"`           // GitHub login whose tokens are listed; "" means the viewer's
+	Login string `json:"l"`           // GitHub login whose tokens are listed; "" means the viewer's, or with filters everyone's
 	Org   string `json:"f,omitempty"` // only this org
 	Page  int    `json:"p,omitempty"` // zero-based
+	// Filters (approvers' questions): tokens that may reach a repository,
+	// that hold a permission (name[:level], at or above the level), unused
+	// for a while, used lately, or one token.
+	Repo       string `json:"r,omitempty"`
+	Permission string `json:"m,omitempty"`
+	Unused     string `json:"u,omitempty"` // a duration, as typed
+	UsedSince  string `json:"s,omitempty"` // a duration, as typed
+	Token      int64  `json:"t,omitempty"`
+}
+
+// Filtered reports whether q asks more than whose tokens.
+func (q GrantsQuery) Filtered() bool {
+	return q.Repo != "" || q.Permission != "" || q.Unused != "" || q.UsedSince != "" || q.Token != 0
+}
+
+// Describe is q's filters in words (escaped).
+func (q GrantsQuery) Describe() string {
+	var parts []string
+	if q.Repo != "" {
+		parts = append(parts, "reaching `"+Escape(q.Repo)+"`")
+	}
+	if q.Permission != "" {
+		parts = append(parts, "holding `"+Escape(q.Permission)+"`")
+	}
+	if q.Unused != "" {
+		parts = append(parts, "unused for "+Escape(q.Unused))
+	}
+	if q.UsedSince != "" {
+		parts = append(parts, "used within "+Escape(q.UsedSince))
+	}
+	if q.Token != 0 {
+		parts = append(parts, fmt.Sprintf("token %d", q.Token))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // SortGrants puts the most recently used first; never-used tokens last, the
@@ -89,19 +123,30 @@ func Grants(v GrantsView) ([]slack.Block, string) {
 	if pages > 1 {
 		summary += fmt.Sprintf(" · page %d of %d", v.Query.Page+1, pages)
 	}
+	title := "Fine-grained tokens of " + v.Login
+	if v.Login == "" {
+		title = "Fine-grained tokens"
+	}
+	if v.Query.Filtered() {
+		summary = "Matching: " + v.Query.Describe() + "\n" + summary
+	}
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(Plain(Truncate("Fine-grained tokens of "+v.Login, 150))),
+		slack.NewHeaderBlock(Plain(Truncate(title, 150))),
 		slack.NewContextBlock("", Mrkdwn(summary)),
 	}
 	if v.Total == 0 {
-		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(fmt.Sprintf("%s has no approved fine-grained tokens here.", Escape(v.Login))), nil, nil))
+		none := fmt.Sprintf("%s has no approved fine-grained tokens here.", Escape(v.Login))
+		if v.Query.Filtered() || v.Login == "" {
+			none = "No approved fine-grained tokens match."
+		}
+		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(none), nil, nil))
 	}
 	for _, e := range v.Entries {
 		var accessory *slack.Accessory
 		if e.CanRevoke && e.RevokedBy == "" {
 			accessory = slack.NewAccessory(revokeButton(v, e))
 		}
-		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(grantText(e, v.Now)), nil, accessory))
+		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(grantText(e, v.Now, v.Login == "")), nil, accessory))
 	}
 	if nav := pageButtons(v.Query, pages); nav != nil {
 		blocks = append(blocks, nav)
@@ -109,7 +154,7 @@ func Grants(v GrantsView) ([]slack.Block, string) {
 	if len(v.Notes) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", Mrkdwn(Truncate(strings.Join(v.Notes, "\n"), 2000))))
 	}
-	return blocks, fmt.Sprintf("Fine-grained tokens of %s: %d", Escape(v.Login), v.Total)
+	return blocks, fmt.Sprintf("%s: %d", Escape(title), v.Total)
 }
 
 func Plural(n int, one, many string) string {
@@ -124,11 +169,14 @@ func GrantTokenName(g github.Grant) string {
 	return Truncate(cmp.Or(g.TokenName, "unnamed token"), maxTokenName)
 }
 
-func grantText(e GrantEntry, now time.Time) string {
+func grantText(e GrantEntry, now time.Time, owner bool) string {
 	g := e.Grant
 	name := fmt.Sprintf("*`%s`*", Escape(GrantTokenName(g)))
 	if e.RevokedBy != "" {
 		name = fmt.Sprintf("~`%s`~ :lock: *revoked* by <@%s>", Escape(GrantTokenName(g)), e.RevokedBy)
+	}
+	if owner { // a listing of several members' tokens
+		name += " of *" + Escape(g.Owner.Login) + "*"
 	}
 	lines := []string{
 		fmt.Sprintf("%s · %s · token %d", name, Escape(e.Org), g.TokenID),
@@ -216,7 +264,7 @@ func revokeButton(v GrantsView, e GrantEntry) *slack.ButtonBlockElement {
 	btn.Style = slack.StyleDanger
 	btn.Confirm = slack.NewConfirmationBlockObject(
 		Plain("Revoke this token?"),
-		Plain(Truncate(fmt.Sprintf("%s's token “%s” loses its access to %s at once. This cannot be undone.", v.Login, cmp.Or(e.Grant.TokenName, "unnamed"), e.Org), 300)),
+		Plain(Truncate(fmt.Sprintf("%s's token “%s” loses its access to %s at once. This cannot be undone.", cmp.Or(e.Grant.Owner.Login, v.Login), cmp.Or(e.Grant.TokenName, "unnamed"), e.Org), 300)),
 		Plain("Revoke"),
 		Plain("Cancel"),
 	)

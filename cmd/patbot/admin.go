@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/store"
 	"github.com/patbot/patbot/store/postgres"
 )
@@ -105,9 +106,25 @@ type adminStore interface {
 	store.Requests
 }
 
-// adminHandler serves the admin commands.
-func adminHandler(db adminStore, log *slog.Logger) http.Handler {
+// adminHandler serves the admin commands; gh answers patbot grants.
+func adminHandler(db adminStore, gh bot.GrantQuerier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /grants", func(w http.ResponseWriter, r *http.Request) {
+		org, q := grantsQueryOf(r.URL.Query())
+		found, err := bot.FindGrants(r.Context(), gh, org, q, time.Now())
+		if err != nil {
+			log.Warn("admin: cannot list grants", "org", org, "err", err)
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jsonl")
+		enc := json.NewEncoder(w)
+		for _, g := range found {
+			if err := enc.Encode(g); err != nil {
+				return
+			}
+		}
+	})
 	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, r *http.Request) {
 		since, err := time.Parse(time.RFC3339, r.URL.Query().Get("since"))
 		if err != nil {

@@ -143,7 +143,7 @@ func wire(cfg *Config, log *slog.Logger, db store.Store, tune func(*bot.Deps)) (
 		app.closeStream()
 		return nil, err
 	}
-	app.admin = &http.Server{Handler: adminHandler(db, log), ReadHeaderTimeout: 10 * time.Second,
+	app.admin = &http.Server{Handler: adminHandler(db, gh, log), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	app.server = &http.Server{
 		Handler:           app.routes(reg, deps.SocketMode == nil),

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -368,4 +372,80 @@ func TestE2ERevokeByADemotedOwnerRefused(t *testing.T) {
 	if calls := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-tokens/504"); len(calls) != 0 {
 		t.Fatalf("GitHub revoke calls: %+v", calls)
 	}
+}
+
+// Approvers ask which tokens match, across members: by repository,
+// permission and last use, combinable; everyone else sees their own.
+func TestE2EPatGrantsQueries(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	for i, tc := range []struct {
+		user, args string
+		want, not  []string
+	}{
+		// 501, 504 and carol's reach every repository; 502 reaches api and web.
+		{"U0ALICE", "--repo api", []string{"old-ci", "deploy", "laptop", "carols-token", "of *carol*", "Matching: reaching `api`"}, []string{"forever"}},
+		{"U0ALICE", "--repo billing", []string{"old-ci", "laptop", "carols-token"}, []string{"deploy", "forever"}},
+		{"U0ALICE", "--permission contents:write", []string{"deploy"}, []string{"old-ci", "laptop", "forever", "carols-token"}},
+		{"U0ALICE", "--permission members", []string{"forever"}, []string{"deploy", "laptop"}},
+		// Unused for 30 days: old-ci (used 40 days ago); carol's was never used but granted just now.
+		{"U0ALICE", "--unused 30d", []string{"old-ci"}, []string{"deploy", "laptop", "forever", "carols-token"}},
+		{"U0ALICE", "--used-since 1h", []string{"laptop"}, []string{"deploy", "old-ci"}},
+		{"U0ALICE", "halain987 --repo web --used-since=1d", []string{"deploy", "laptop"}, []string{"old-ci", "carols-token"}},
+		{"U0ALICE", "--token 13", []string{"forever"}, []string{"laptop"}},
+		{"U0CAROL", "--repo api", []string{"carols-token", "only your own tokens are listed"}, []string{"old-ci", "laptop", "deploy"}},
+	} {
+		id := fmt.Sprint("q", i)
+		e.command(tc.user, "grants "+tc.args, id)
+		text := e.response(id, 1).Text()
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("/pat grants %s as %s lacks %q:\n%s", tc.args, tc.user, w, text)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(text, n) {
+				t.Errorf("/pat grants %s as %s shows %q:\n%s", tc.args, tc.user, n, text)
+			}
+		}
+	}
+	for args, want := range map[string]string{
+		"--permission sekrets:write": "is not a permission",
+		"--unused forever":           "`--unused` takes a duration",
+		"--token abc":                "`--token` takes a token's ID",
+		"--repo":                     "`--repo` needs a value",
+	} {
+		if text := e.command("U0ALICE", "grants "+args, "bad"); !strings.Contains(text, want) {
+			t.Errorf("/pat grants %s answered %q", args, text)
+		}
+	}
+}
+
+// patbot grants asks the same questions from a shell: through the running
+// patbot, or with the App's credentials when it is stopped.
+func TestGrantsCommand(t *testing.T) {
+	e := newE2E(t)
+	e.seedGrants()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"grants", "-org", org, "-repo", "web", "-format", "csv"}, getenv(e.env), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, &errOut)
+	}
+	rows, err := csv.NewReader(&out).ReadAll()
+	if err != nil || len(rows) != 5 || rows[0][1] != "grant_id" {
+		t.Fatalf("csv = %v, %v", rows, err)
+	}
+	if rows[1][4] != "halain987" && rows[1][4] != "carol" {
+		t.Errorf("owner column = %v", rows[1])
+	}
+	e.stopApp()
+	out.Reset()
+	if code := run(context.Background(), []string{"grants", "-org", org, "-permission", "contents:write"}, getenv(e.env), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, &errOut)
+	}
+	mustContain(t, "table", out.String(), "TOKEN", "deploy <!channel>", "repository.contents:write", "1 token in "+org)
+	errOut.Reset()
+	if code := run(context.Background(), []string{"grants", "-permission", "nope"}, getenv(e.env), io.Discard, &errOut); code != exitUsage {
+		t.Errorf("bad flags: exit %d", code)
+	}
+	mustContain(t, "error", errOut.String(), "-org is required", "-permission:")
 }

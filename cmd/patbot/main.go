@@ -48,6 +48,7 @@ var commands = []command{
 	{"check", "[flags]", "Check the configuration, and that GitHub and Slack accept patbot's credentials, one line per check."},
 	{"setup", "github -webhook-url URL [-org ORG]", "Create patbot's GitHub App from a manifest, and write patbot.env and patbot.pem."},
 	{"audit", "[flags]", "Export the audit trail (decisions, revocations, refused and failed attempts) as JSON lines or CSV."},
+	{"grants", "-org ORG [-owner LOGIN] [-repo NAME] [-permission NAME[:LEVEL]] [-unused 90d] [-used-since 7d] [-token ID] [-format table|csv|jsonl]", "List an organization's approved fine-grained tokens that match, as /pat grants asks."},
 	{"policy", "test [-config FILE] [-since 30d]", "Replay a policy file's rules against recorded (and pending) requests: what they would do beside what happened."},
 	{"bench", "[flags]", "Measure intake, latency, memory and store size against built-in fakes."},
 	{"migrate-store", "-from FILE -to postgres://…", "Copy a bbolt file's state into an empty PostgreSQL database, and check the copy."},
@@ -108,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return setup(ctx, args, getenv, stdout, stderr)
 	case "audit":
 		return audit(ctx, args, getenv, stdout, stderr)
+	case "grants":
+		return grants(ctx, args, getenv, stdout, stderr)
 	case "policy":
 		return policyCommand(ctx, args, getenv, stdout, stderr)
 	case "bench":

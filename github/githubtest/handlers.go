@@ -42,20 +42,51 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, o *org) {
 }
 
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, o *org) {
-	owners := r.URL.Query()["owner[]"]
-	if len(owners) > 10 {
+	q := r.URL.Query()
+	owners, tokenIDs := q["owner[]"], q["token_id[]"]
+	if len(owners) > 10 || len(tokenIDs) > 50 {
 		writeValidationError(w, "owner", "too many filter values")
 		return
+	}
+	var before, after time.Time
+	for name, into := range map[string]*time.Time{"last_used_before": &before, "last_used_after": &after} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeValidationError(w, name, "not a date-time")
+				return
+			}
+			*into = t
+		}
 	}
 	s.mu.Lock()
 	var items []any
 	for _, g := range o.grants {
-		if matches(owners, g.Owner.Login) {
+		used := g.TokenLastUsedAt
+		switch {
+		case !matches(owners, g.Owner.Login):
+		case len(tokenIDs) > 0 && !slices.Contains(tokenIDs, strconv.FormatInt(g.TokenID, 10)):
+		case q.Get("repository") != "" && !s.grantReaches(o, g, q.Get("repository")):
+		case !before.IsZero() && (used == nil || !used.Before(before)):
+		case !after.IsZero() && (used == nil || !used.After(after)):
+		default:
 			items = append(items, s.wireGrant(o, g))
 		}
 	}
 	s.mu.Unlock()
 	s.paginate(w, r, o, "personal-access-tokens", items)
+}
+
+// grantReaches reports whether a grant may access the repository named
+// name. s.mu must be held.
+func (s *Server) grantReaches(o *org, g github.Grant, name string) bool {
+	switch g.RepositorySelection {
+	case github.SelectionAll:
+		return true
+	case github.SelectionSubset:
+		return slices.ContainsFunc(o.grantRepos[g.ID], func(r github.Repository) bool { return strings.EqualFold(r.Name, name) })
+	}
+	return false
 }
 
 func matches(filter []string, v string) bool {
