@@ -59,8 +59,11 @@ func (b *Bot) parseGrantsArgs(args []string) (view.GrantsQuery, string) {
 	var q view.GrantsQuery
 	target := ""
 	options := map[string]func(string) string{
-		"org":  func(v string) string { q.Org = v; return "" },
-		"repo": func(v string) string { q.Repo = v; return check(repoNameRE.MatchString(v), "`--repo` takes a repository's name, like `payments`.") },
+		"org": func(v string) string { q.Org = v; return "" },
+		"repo": func(v string) string {
+			q.Repo = v
+			return check(repoNameRE.MatchString(v), "`--repo` takes a repository's name, like `payments`.")
+		},
 		"permission": func(v string) string {
 			q.Permission = v
 			if _, err := policy.ParsePermission(v); err != nil {

@@ -331,7 +331,7 @@ func TestE2EPatHelpAndMistakes(t *testing.T) {
 		"help":                   "*/pat requests*",
 		"frobnicate":             "Unknown command `frobnicate`",
 		"grants a b":             "Name one member at a time",
-		"grants --org":           "`--org` needs an organization name",
+		"grants --org":           "`--org` needs a value",
 		"grants --org elsewhere": "does not serve an organization called `elsewhere`",
 		"grants <@U0NOBODY>":     "patbot does not know <@U0NOBODY>'s GitHub account",
 		"grants <script>":        "`&lt;script&gt;` is neither",
