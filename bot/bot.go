@@ -66,6 +66,14 @@ type Org struct {
 	// Escalate, when set, posts a request that waits long to a second
 	// channel.
 	Escalate *Escalate
+	// Hygiene, when set, reports stale grants to the org's channel.
+	Hygiene *Hygiene
+}
+
+// Hygiene is the grant hygiene report: Every so often, tokens unused for
+// UnusedAfter among its sections.
+type Hygiene struct {
+	Every, UnusedAfter time.Duration
 }
 
 // Remind is when and how a waiting request is recalled: a thread reply on
@@ -154,6 +162,7 @@ type GitHub interface {
 	ListGrantRepositories(ctx context.Context, org string, patID int64) ([]github.Repository, error)
 	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
 	RevokeGrant(ctx context.Context, org string, patID int64, as github.UserToken) error
+	RevokeGrants(ctx context.Context, org string, patIDs []int64, as github.UserToken) error
 	App(ctx context.Context) (github.App, error)
 	identity.GitHub
 }
@@ -435,6 +444,7 @@ func New(d Deps) (*Bot, error) {
 	b.timers.Handle(timerGrantReminder, b.remindGrant)
 	b.timers.Handle(timerRemind, b.remind)
 	b.timers.Handle(timerEscalate, b.escalate)
+	b.timers.Handle(timerHygiene, b.hygieneTimer)
 	b.timers.Every(timerPrune, pruneInterval, 10*time.Minute, b.pruneAll)
 	if b.reconcileInterval > 0 {
 		b.timers.Every(timerReconcile, b.reconcileInterval, 10*time.Minute, func(ctx context.Context) { b.Reconcile(ctx) })
@@ -480,6 +490,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	loops.Go(func() { b.timers.Run(ctx) })
 	b.started = b.now()
 	loops.Go(func() { scheduler.Every(ctx, b.clock, b.jobLease/2, b.log, b.adoptOrphans) })
+	b.scheduleHygiene()
 	loops.Go(func() { b.checkAppAuth(ctx) })
 	if b.socketMode != nil {
 		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })

@@ -34,6 +34,7 @@ const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's app
 	"*/pat link*: sign in to GitHub, so that patbot knows your account (and can decide as you where your org asks for it).\n" +
 	"*/pat whoami*: the GitHub account patbot knows you by.\n" +
 	"*/pat unlink*: remove the link, and patbot's authorization to act as you at GitHub.\n" +
+	"*/pat hygiene* [--org NAME]: owners and approvers: tokens unused, orphaned, expired or expiring soon, with Revoke buttons.\n" +
 	"*/pat help*: this message."
 
 var (
@@ -202,6 +203,22 @@ func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
 			return ephemeral("patbot is busy; try again in a moment.")
 		}
 		return ephemeral(":mag: Asking GitHub…")
+	case "hygiene":
+		only := ""
+		if len(args) == 2 && (args[0] == "--org" || args[0] == "-org") {
+			only = args[1]
+		} else if len(args) > 0 {
+			return ephemeral("Usage: `/pat hygiene [--org NAME]`.")
+		}
+		if only != "" {
+			if _, ok := b.config().Org(only); !ok {
+				return ephemeral(fmt.Sprintf("patbot does not serve an organization called `%s`.", view.Escape(only)))
+			}
+		}
+		if err := b.submit(func(ctx context.Context) { b.respond(ctx, cmd.ResponseURL, b.hygieneMessage(ctx, cmd.UserID, only)) }); err != nil {
+			return ephemeral("patbot is busy; try again in a moment.")
+		}
+		return ephemeral(":broom: Looking at the tokens…")
 	case "", "help":
 		return ephemeral(usage)
 	default:

@@ -170,6 +170,13 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 			return nil
 		}
 		return b.submit(func(ctx context.Context) { b.revoke(ctx, ic.User.ID, ic.ResponseURL, rv) })
+	case strings.HasPrefix(a.ActionID, view.ActionHygieneRevoke):
+		var hv view.HygieneValue
+		if err := json.Unmarshal([]byte(a.Value), &hv); err != nil || hv.Org == "" {
+			b.log.Warn("hygiene button with a malformed value")
+			return nil
+		}
+		return b.submit(func(ctx context.Context) { b.hygieneRevoke(ctx, ic.User.ID, ic.ResponseURL, hv) })
 	case strings.HasPrefix(a.ActionID, ActionGrantsPage):
 		var q view.GrantsQuery
 		if err := json.Unmarshal([]byte(a.Value), &q); err != nil {

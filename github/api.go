@@ -228,3 +228,21 @@ func (c *Client) ListRequestRepositories(ctx context.Context, org string, reques
 	return listAll[Repository](ctx, c, org, fmt.Sprintf("list repositories of request %s/%d", org, requestID),
 		fmt.Sprintf("orgs/%s/personal-access-token-requests/%d/repositories", url.PathEscape(org), requestID), url.Values{})
 }
+
+// RevokeGrants revokes up to 100 grants of org in one call (GitHub's bulk
+// revoke), as the App or, with a user token, as that user. GitHub answers
+// 202 and works asynchronously: list the grants again to learn the outcome.
+func (c *Client) RevokeGrants(ctx context.Context, org string, patIDs []int64, as UserToken) error {
+	if len(patIDs) == 0 || len(patIDs) > maxBulk {
+		return fmt.Errorf("github: revoke grants of %s: 1 to %d at a time, not %d", org, maxBulk, len(patIDs))
+	}
+	g, err := c.clientFor(ctx, org, as)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, g, fmt.Sprintf("revoke %d grants of %s", len(patIDs), org), http.MethodPost,
+		"orgs/"+url.PathEscape(org)+"/personal-access-tokens", map[string]any{"action": "revoke", "pat_ids": patIDs}, nil)
+}
+
+// maxBulk is how many ids GitHub's bulk endpoints take at a time.
+const maxBulk = 100

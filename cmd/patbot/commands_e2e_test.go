@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -448,4 +449,74 @@ func TestGrantsCommand(t *testing.T) {
 		t.Errorf("bad flags: exit %d", code)
 	}
 	mustContain(t, "error", errOut.String(), "-org is required", "-permission:")
+}
+
+// Grant hygiene: the scheduled report in the channel (with a DM to the
+// owner of a token expiring soon), /pat hygiene for an approver, a Revoke
+// refused to a member, and a section revoked in one bulk call.
+func TestE2EHygiene(t *testing.T) {
+	e := newE2EWith(t, func(env map[string]string, _ *slacktest.Server) {
+		policy := strings.Replace(e2ePolicy, "    approver_teams: [security]\n", "    approver_teams: [security]\n    hygiene: {every: 2s, unused_after: 30d}\n", 1)
+		os.WriteFile(env["PATBOT_CONFIG"], []byte(policy), 0o600)
+	})
+	e.seedGrants()
+	now := time.Now().UTC()
+	e.gh.AddGrant(org, github.Grant{ID: 701, Owner: github.User{Login: "halain987", ID: 18029382}, TokenID: 31, TokenName: "stale",
+		RepositorySelection: "all", AccessGrantedAt: now.Add(-200 * 24 * time.Hour), TokenExpiresAt: ptime(now.Add(100 * 24 * time.Hour)),
+		TokenLastUsedAt: ptime(now.Add(-60 * 24 * time.Hour))})
+	e.gh.AddGrant(org, github.Grant{ID: 702, Owner: github.User{Login: "left-the-org", ID: 99}, TokenID: 32, TokenName: "orphan",
+		RepositorySelection: "all", AccessGrantedAt: now.Add(-24 * time.Hour), TokenExpiresAt: ptime(now.Add(100 * 24 * time.Hour))})
+
+	e.waitFor("the scheduled report", func() bool {
+		for _, m := range e.slack.Messages(channel) {
+			if strings.Contains(m.Text, "Token hygiene for "+org) {
+				return true
+			}
+		}
+		return false
+	})
+	e.waitFor("the owner of an expiring token told", func() bool {
+		for _, m := range e.slack.Messages("D0HAL") {
+			if strings.Contains(m.Text, "expires soon") && strings.Contains(m.Text, "deploy") {
+				return true
+			}
+		}
+		return false
+	})
+
+	e.command("U0ALICE", "hygiene", "h1")
+	report := e.response("h1", 1)
+	mustContain(t, "report", report.Text(), "Unused for 30 days* (1)", "`stale`", "Owner no longer a member* (1)", "`orphan` of *left-the-org*",
+		"Expired, still listed* (1)", "`old-ci`", "Expiring within 7 days* (1)")
+	e.command("U0CAROL", "hygiene", "h2")
+	mustContain(t, "a member's report", e.response("h2", 1).Text(), "only owners and approvers see its hygiene report")
+
+	value := fmt.Sprintf(`{"o":%q,"s":"unused"}`, org)
+	forged := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0CAROL", channel, "1.2", "pat_hygiene_revoke_unused", value), e.slack.ResponseURL("carol"))
+	e.slackPost("/slack/interactions", forged, time.Now(), testSigning)
+	mustContain(t, "carol's click", e.response("carol", 1).Text(), "Only owners of github-ssh-authority")
+
+	click := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_hygiene_revoke_unused", value), e.slack.ResponseURL("alice"))
+	e.slackPost("/slack/interactions", click, time.Now(), testSigning)
+	mustContain(t, "alice's click", e.response("alice", 1).Text(), "revoked 1 token of github-ssh-authority (unused)")
+	if bulk := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-tokens"); len(bulk) != 1 || !strings.Contains(string(bulk[0].Body), `"pat_ids":[701]`) {
+		t.Errorf("bulk revoke calls = %+v", bulk)
+	}
+	for _, g := range e.gh.Grants(org) {
+		if g.ID == 701 {
+			t.Error("the unused grant is still there")
+		}
+	}
+	var revocations, refusals int
+	for _, ev := range e.audit() {
+		switch {
+		case ev.Kind == "revocation" && ev.GrantID == 701 && ev.Actor == "alice":
+			revocations++
+		case ev.Kind == "refused" && ev.Actor == "carol":
+			refusals++
+		}
+	}
+	if revocations != 1 || refusals != 1 {
+		t.Errorf("audit: %d revocations, %d refusals", revocations, refusals)
+	}
 }

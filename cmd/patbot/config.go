@@ -298,6 +298,10 @@ type policyOrg struct {
 		After   string `yaml:"after"`
 		Channel string `yaml:"channel"`
 	} `yaml:"escalate"`
+	Hygiene *struct {
+		Every       string `yaml:"every"`
+		UnusedAfter string `yaml:"unused_after"`
+	} `yaml:"hygiene"`
 }
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
@@ -562,6 +566,9 @@ func followThrough(login string, o policyOrg, org *bot.Org) []string {
 		case e.Channel == o.Channel:
 			add("escalate.channel is the org's own channel: name another")
 		}
+	}
+	if h := o.Hygiene; h != nil {
+		org.Hygiene = &bot.Hygiene{Every: duration("hygiene.every", h.Every), UnusedAfter: duration("hygiene.unused_after", h.UnusedAfter)}
 	}
 	return problems
 }

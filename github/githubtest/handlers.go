@@ -193,6 +193,32 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, o *org) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// revokeGrants is the bulk revoke: 1 to 100 pat_ids, answered 202; the
+// revocation is done by the time the answer leaves (GitHub's may take
+// longer).
+func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, o *org) {
+	var body struct {
+		Action string  `json:"action"`
+		PatIDs []int64 `json:"pat_ids"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if body.Action != "revoke" {
+		writeValidationError(w, "action", "action must be revoke")
+		return
+	}
+	if len(body.PatIDs) == 0 || len(body.PatIDs) > 100 {
+		writeValidationError(w, "pat_ids", "pat_ids must hold 1 to 100 ids")
+		return
+	}
+	s.mu.Lock()
+	o.grants = slices.DeleteFunc(o.grants, func(g github.Grant) bool { return slices.Contains(body.PatIDs, g.ID) })
+	s.mu.Unlock()
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+}
+
 func (s *Server) listGrantRepositories(w http.ResponseWriter, r *http.Request, o *org) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	s.mu.Lock()

@@ -367,6 +367,7 @@ func (s *Server) routes() http.Handler {
 		api.HandleFunc("POST "+base+"/personal-access-token-requests/{id}", s.installation("organization_personal_access_token_requests", "write", s.reviewRequest))
 		api.HandleFunc("GET "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "read", s.listGrants))
 		api.HandleFunc("POST "+base+"/personal-access-tokens/{id}", s.installation("organization_personal_access_tokens", "write", s.revokeGrant))
+		api.HandleFunc("POST "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "write", s.revokeGrants))
 		api.HandleFunc("GET "+base+"/personal-access-tokens/{id}/repositories", s.installation("organization_personal_access_tokens", "read", s.listGrantRepositories))
 		api.HandleFunc("GET "+base+"/personal-access-token-requests/{id}/repositories", s.installation("organization_personal_access_token_requests", "read", s.listRequestRepositories))
 	}
