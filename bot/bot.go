@@ -68,6 +68,9 @@ type Org struct {
 	Escalate *Escalate
 	// Hygiene, when set, reports stale grants to the org's channel.
 	Hygiene *Hygiene
+	// DigestAt, when set, is the local time of the daily digest of
+	// pending requests in the org's channel.
+	DigestAt *calendar.TimeOfDay
 }
 
 // Hygiene is the grant hygiene report: Every so often, tokens unused for
@@ -445,6 +448,7 @@ func New(d Deps) (*Bot, error) {
 	b.timers.Handle(timerRemind, b.remind)
 	b.timers.Handle(timerEscalate, b.escalate)
 	b.timers.Handle(timerHygiene, b.hygieneTimer)
+	b.timers.Handle(timerDigest, b.digestTimer)
 	b.timers.Every(timerPrune, pruneInterval, 10*time.Minute, b.pruneAll)
 	if b.reconcileInterval > 0 {
 		b.timers.Every(timerReconcile, b.reconcileInterval, 10*time.Minute, func(ctx context.Context) { b.Reconcile(ctx) })
@@ -491,6 +495,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.started = b.now()
 	loops.Go(func() { scheduler.Every(ctx, b.clock, b.jobLease/2, b.log, b.adoptOrphans) })
 	b.scheduleHygiene()
+	b.scheduleDigests()
 	loops.Go(func() { b.checkAppAuth(ctx) })
 	if b.socketMode != nil {
 		loops.Go(func() { b.runSocketMode(ctx, *b.socketMode) })

@@ -34,6 +34,7 @@ const usage = "*/pat grants* [@user | github-login] [--org NAME]: a member's app
 	"*/pat link*: sign in to GitHub, so that patbot knows your account (and can decide as you where your org asks for it).\n" +
 	"*/pat whoami*: the GitHub account patbot knows you by.\n" +
 	"*/pat unlink*: remove the link, and patbot's authorization to act as you at GitHub.\n" +
+	"*/pat digest* [--org NAME]: the pending requests, oldest first, with Review… to decide several at once.\n" +
 	"*/pat hygiene* [--org NAME]: owners and approvers: tokens unused, orphaned, expired or expiring soon, with Revoke buttons.\n" +
 	"*/pat help*: this message."
 
@@ -203,17 +204,18 @@ func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
 			return ephemeral("patbot is busy; try again in a moment.")
 		}
 		return ephemeral(":mag: Asking GitHub…")
-	case "hygiene":
-		only := ""
-		if len(args) == 2 && (args[0] == "--org" || args[0] == "-org") {
-			only = args[1]
-		} else if len(args) > 0 {
-			return ephemeral("Usage: `/pat hygiene [--org NAME]`.")
+	case "digest":
+		only, problem := b.orgArg(sub, args)
+		if problem != "" {
+			return ephemeral(problem)
 		}
-		if only != "" {
-			if _, ok := b.config().Org(only); !ok {
-				return ephemeral(fmt.Sprintf("patbot does not serve an organization called `%s`.", view.Escape(only)))
-			}
+		msg := b.digestMessage(cmd.UserID, only, cmd.TeamDomain)
+		msg.ResponseType = slack.ResponseTypeEphemeral
+		return msg
+	case "hygiene":
+		only, problem := b.orgArg(sub, args)
+		if problem != "" {
+			return ephemeral(problem)
 		}
 		if err := b.submit(func(ctx context.Context) { b.respond(ctx, cmd.ResponseURL, b.hygieneMessage(ctx, cmd.UserID, only)) }); err != nil {
 			return ephemeral("patbot is busy; try again in a moment.")
@@ -224,6 +226,21 @@ func (b *Bot) HandleCommand(cmd slashCommand) *slack.WebhookMessage {
 	default:
 		return ephemeral(fmt.Sprintf("Unknown command `%s`.\n\n%s", view.Escape(view.Truncate(sub, 40)), usage))
 	}
+}
+
+// orgArg reads a subcommand's only argument, "[--org NAME]".
+func (b *Bot) orgArg(sub string, args []string) (string, string) {
+	switch {
+	case len(args) == 0:
+		return "", ""
+	case len(args) != 2 || args[0] != "--org" && args[0] != "-org":
+		return "", fmt.Sprintf("Usage: `/pat %s [--org NAME]`.", sub)
+	}
+	o, ok := b.config().Org(args[1])
+	if !ok {
+		return "", fmt.Sprintf("patbot does not serve an organization called `%s`.", view.Escape(args[1]))
+	}
+	return o.Login, ""
 }
 
 // respond replaces the ephemeral message a response_url belongs to.

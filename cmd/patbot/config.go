@@ -302,6 +302,9 @@ type policyOrg struct {
 		Every       string `yaml:"every"`
 		UnusedAfter string `yaml:"unused_after"`
 	} `yaml:"hygiene"`
+	Digest *struct {
+		At string `yaml:"at"`
+	} `yaml:"digest"`
 }
 
 // loadPolicy reads and checks the policy file. Unknown keys are errors: a
@@ -566,6 +569,13 @@ func followThrough(login string, o policyOrg, org *bot.Org) []string {
 		case e.Channel == o.Channel:
 			add("escalate.channel is the org's own channel: name another")
 		}
+	}
+	if d := o.Digest; d != nil {
+		at, err := calendar.ParseTimeOfDay(d.At)
+		if err != nil {
+			add("digest.at: %v", err)
+		}
+		org.DigestAt = &at
 	}
 	if h := o.Hygiene; h != nil {
 		org.Hygiene = &bot.Hygiene{Every: duration("hygiene.every", h.Every), UnusedAfter: duration("hygiene.unused_after", h.UnusedAfter)}
