@@ -166,6 +166,7 @@ type GitHub interface {
 	ListRequestRepositories(ctx context.Context, org string, requestID int64) ([]github.Repository, error)
 	RevokeGrant(ctx context.Context, org string, patID int64, as github.UserToken) error
 	RevokeGrants(ctx context.Context, org string, patIDs []int64, as github.UserToken) error
+	ReviewRequests(ctx context.Context, org string, requestIDs []int64, r github.Review, as github.UserToken) error
 	App(ctx context.Context) (github.App, error)
 	identity.GitHub
 }
@@ -449,6 +450,7 @@ func New(d Deps) (*Bot, error) {
 	b.timers.Handle(timerEscalate, b.escalate)
 	b.timers.Handle(timerHygiene, b.hygieneTimer)
 	b.timers.Handle(timerDigest, b.digestTimer)
+	b.timers.Handle(timerBulkConfirm, b.bulkConfirm)
 	b.timers.Every(timerPrune, pruneInterval, 10*time.Minute, b.pruneAll)
 	if b.reconcileInterval > 0 {
 		b.timers.Every(timerReconcile, b.reconcileInterval, 10*time.Minute, func(ctx context.Context) { b.Reconcile(ctx) })

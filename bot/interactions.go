@@ -156,6 +156,8 @@ func (b *Bot) HandleInteraction(ctx context.Context, ic slack.InteractionCallbac
 			return b.handleDenySubmission(ic)
 		case view.CallbackApproveFor:
 			return b.handleApproveForSubmission(ic)
+		case view.CallbackBulk:
+			return b.handleBulkSubmission(ic)
 		}
 	}
 	return nil, nil
@@ -170,6 +172,10 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 			return nil
 		}
 		return b.submit(func(ctx context.Context) { b.revoke(ctx, ic.User.ID, ic.ResponseURL, rv) })
+	case a.ActionID == view.ActionDigestReview:
+		return b.openBulkModal(ctx, ic, a.Value)
+	case a.ActionID == view.ActionBulkPage:
+		return b.bulkPage(ctx, ic, a)
 	case strings.HasPrefix(a.ActionID, view.ActionHygieneRevoke):
 		var hv view.HygieneValue
 		if err := json.Unmarshal([]byte(a.Value), &hv); err != nil || hv.Org == "" {

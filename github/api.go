@@ -246,3 +246,26 @@ func (c *Client) RevokeGrants(ctx context.Context, org string, patIDs []int64, a
 
 // maxBulk is how many ids GitHub's bulk endpoints take at a time.
 const maxBulk = 100
+
+// ReviewRequests approves or denies up to 100 pending requests of org in
+// one call (GitHub's bulk review), as the App or, with a user token, as
+// that user. GitHub answers 202 and works asynchronously: list the pending
+// requests again to learn each outcome.
+func (c *Client) ReviewRequests(ctx context.Context, org string, requestIDs []int64, r Review, as UserToken) error {
+	if r.Action != ActionApprove && r.Action != ActionDeny {
+		return fmt.Errorf("github: review requests of %s: unknown action %q", org, r.Action)
+	}
+	if len(requestIDs) == 0 || len(requestIDs) > maxBulk {
+		return fmt.Errorf("github: review requests of %s: 1 to %d at a time, not %d", org, maxBulk, len(requestIDs))
+	}
+	body := map[string]any{"pat_request_ids": requestIDs, "action": r.Action}
+	if r.Reason != "" {
+		body["reason"] = TruncateReason(r.Reason)
+	}
+	g, err := c.clientFor(ctx, org, as)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, g, fmt.Sprintf("review %d requests of %s", len(requestIDs), org), http.MethodPost,
+		"orgs/"+url.PathEscape(org)+"/personal-access-token-requests", body, nil)
+}

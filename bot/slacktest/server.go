@@ -570,6 +570,12 @@ func ViewSubmissionPayload(user, callbackID, privateMetadata string, values map[
 	return viewSubmission(user, callbackID, privateMetadata, state)
 }
 
+// ViewSubmissionStatePayload is a modal's submission with the state given
+// as Slack sends it (block id -> action id -> value object).
+func ViewSubmissionStatePayload(user, callbackID, privateMetadata string, state map[string]any) url.Values {
+	return viewSubmission(user, callbackID, privateMetadata, state)
+}
+
 // ViewSubmissionSelectPayload is a modal's submission with one option
 // picked in a static select.
 func ViewSubmissionSelectPayload(user, callbackID, privateMetadata, block, action, option string) url.Values {

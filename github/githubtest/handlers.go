@@ -134,30 +134,84 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, o *org) {
 		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
 		return
 	}
-	if body.Action != github.ActionApprove && body.Action != github.ActionDeny {
-		writeValidationError(w, "action", "action must be approve or deny")
-		return
-	}
-	reason := ""
-	if body.Reason != nil {
-		reason = *body.Reason
-	}
-	if utf8.RuneCountInString(reason) > github.MaxReasonLength {
-		writeValidationError(w, "reason", "reason is too long (maximum is 1024 characters)")
+	reason, ok := checkReview(w, body.Action, body.Reason)
+	if !ok {
 		return
 	}
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(o.requests, func(pr github.PendingRequest) bool { return pr.ID == id })
-	if i < 0 {
+	if !s.review(o, id, body.Action, reason, actingUser(r)) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// reviewRequests is the bulk review: 1 to 100 pending requests, answered
+// 202. A request that is not pending makes it 422, and nothing is done.
+func (s *Server) reviewRequests(w http.ResponseWriter, r *http.Request, o *org) {
+	var body struct {
+		IDs    []int64 `json:"pat_request_ids"`
+		Action string  `json:"action"`
+		Reason *string `json:"reason"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	reason, ok := checkReview(w, body.Action, body.Reason)
+	if !ok {
+		return
+	}
+	if len(body.IDs) == 0 || len(body.IDs) > 100 {
+		writeValidationError(w, "pat_request_ids", "pat_request_ids must hold 1 to 100 ids")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range body.IDs {
+		if !slices.ContainsFunc(o.requests, func(pr github.PendingRequest) bool { return pr.ID == id }) {
+			writeValidationError(w, "pat_request_ids", fmt.Sprintf("request %d is not pending", id))
+			return
+		}
+	}
+	for _, id := range body.IDs {
+		s.review(o, id, body.Action, reason, actingUser(r))
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+}
+
+// checkReview checks a review's action and reason as GitHub does,
+// answering itself when they are wrong.
+func checkReview(w http.ResponseWriter, action string, reasonPtr *string) (string, bool) {
+	if action != github.ActionApprove && action != github.ActionDeny {
+		writeValidationError(w, "action", "action must be approve or deny")
+		return "", false
+	}
+	reason := ""
+	if reasonPtr != nil {
+		reason = *reasonPtr
+	}
+	if utf8.RuneCountInString(reason) > github.MaxReasonLength {
+		writeValidationError(w, "reason", "reason is too long (maximum is 1024 characters)")
+		return "", false
+	}
+	return reason, true
+}
+
+// review takes one pending request off the list with a decision; an
+// approval makes a grant. It reports false when the request is not
+// pending. s.mu must be held.
+func (s *Server) review(o *org, id int64, action, reason, by string) bool {
+	i := slices.IndexFunc(o.requests, func(pr github.PendingRequest) bool { return pr.ID == id })
+	if i < 0 {
+		return false
+	}
 	pr := o.requests[i]
 	o.requests = slices.Delete(o.requests, i, i+1)
-	o.reviews[id] = Decision{Action: body.Action, Reason: reason, At: time.Now(), By: actingUser(r)}
-	if body.Action == github.ActionApprove {
+	o.reviews[id] = Decision{Action: action, Reason: reason, At: time.Now(), By: by}
+	if action == github.ActionApprove {
 		s.nextID++
 		o.grants = append(o.grants, github.Grant{
 			ID: s.nextID, Owner: pr.Owner, RepositorySelection: pr.RepositorySelection,
@@ -166,7 +220,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, o *org) {
 			TokenExpiresAt: pr.TokenExpiresAt, TokenLastUsedAt: pr.TokenLastUsedAt,
 		})
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return true
 }
 
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, o *org) {

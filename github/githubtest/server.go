@@ -365,6 +365,7 @@ func (s *Server) routes() http.Handler {
 	for _, base := range []string{"/orgs/{org}", "/organizations/{orgid}"} {
 		api.HandleFunc("GET "+base+"/personal-access-token-requests", s.installation("organization_personal_access_token_requests", "read", s.listRequests))
 		api.HandleFunc("POST "+base+"/personal-access-token-requests/{id}", s.installation("organization_personal_access_token_requests", "write", s.reviewRequest))
+		api.HandleFunc("POST "+base+"/personal-access-token-requests", s.installation("organization_personal_access_token_requests", "write", s.reviewRequests))
 		api.HandleFunc("GET "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "read", s.listGrants))
 		api.HandleFunc("POST "+base+"/personal-access-tokens/{id}", s.installation("organization_personal_access_tokens", "write", s.revokeGrant))
 		api.HandleFunc("POST "+base+"/personal-access-tokens", s.installation("organization_personal_access_tokens", "write", s.revokeGrants))

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/bot/view"
+	"github.com/patbot/patbot/github"
+	"github.com/patbot/patbot/store"
+)
+
+// bulkState is a bulk dialog's state as Slack submits it: these requests
+// ticked (or all), and a decision.
+func bulkState(ids []int64, all bool, decision string) map[string]any {
+	var picked []any
+	for _, id := range ids {
+		picked = append(picked, map[string]any{"value": fmt.Sprint(id)})
+	}
+	state := map[string]any{
+		view.BulkPickBlock + "0_0": map[string]any{view.BulkPickInput: map[string]any{"type": "checkboxes", "selected_options": picked}},
+		view.BulkDecisionBlock:     map[string]any{view.BulkDecisionInput: map[string]any{"type": "radio_buttons", "selected_option": map[string]any{"value": decision}}},
+		view.BulkReasonBlock:       map[string]any{view.BulkReasonInput: map[string]any{"type": "plain_text_input", "value": ""}},
+	}
+	if all {
+		state[view.BulkAllBlock] = map[string]any{view.BulkAllInput: map[string]any{"type": "checkboxes", "selected_options": []any{map[string]any{"value": "all"}}}}
+	}
+	return state
+}
+
+// The digest's bulk decisions: a request another approver decided meanwhile
+// is reported, not decided again; then 150 requests approved in two calls,
+// every card updated and every decision credited to the approver.
+func TestE2EDigestBulkApproval(t *testing.T) {
+	e := newE2E(t)
+	const n = 152 // with the fixture's request, 153 pending; bob decides one, the first bulk two: 150 left
+	for i := range int64(n) {
+		id := 800_000 + i
+		e.gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, TokenID: 900_000 + i,
+			RepositorySelection: "all", CreatedAt: time.Now().Add(-time.Duration(n-i) * time.Hour).UTC().Truncate(time.Second)})
+	}
+	e.app.bot.Reconcile(context.Background()) // cards for them all
+	cardOf := func(id int64) slacktest.Message {
+		for _, m := range e.slack.Messages(channel) {
+			if strings.Contains(string(m.Metadata), fmt.Sprintf(`"%s/%d"`, org, id)) {
+				return m
+			}
+		}
+		t.Fatalf("no card for %d", id)
+		return slacktest.Message{}
+	}
+	// bob, an approver-team member, decides the first on its card.
+	first := cardOf(800_000)
+	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0BOB", channel, first.TS, "pat_approve", fmt.Sprintf("%s/%d", org, 800_000)), time.Now(), testSigning)
+	e.waitFor("bob's approval", func() bool { return strings.Contains(cardOf(800_000).BlockText(), "*Approved* by <@U0BOB>") })
+
+	// The digest, and its Review… dialog.
+	form := slacktest.SlashCommandForm("U0ALICE", "/pat", "digest", channel, e.slack.ResponseURL("digest"))
+	code, body := e.slackPost("/slack/commands", form, time.Now(), testSigning)
+	if code != http.StatusOK || !strings.Contains(body, "pat_digest_review") || !strings.Contains(body, fmt.Sprintf("Pending token requests · %s (152)", org)) {
+		t.Fatalf("digest: %d %s", code, view.Truncate(body, 600))
+	}
+	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
+	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
+	var opened struct {
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	json.Unmarshal(e.slack.Views()[0].View, &opened)
+
+	submit := func(ids []int64, all bool) {
+		t.Helper()
+		payload := slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata, bulkState(ids, all, "approve"))
+		if code, body := e.slackPost("/slack/interactions", payload, time.Now(), testSigning); code != http.StatusOK || body != "" {
+			t.Fatalf("submit: %d %s", code, body)
+		}
+	}
+	submit([]int64{800_000, 800_001, 800_002}, false)
+	e.ephemeral("U0ALICE", "Sent 2 approvals to GitHub in 1 call")
+	e.ephemeral("U0ALICE", "Decided meanwhile, so left alone: 800000 (This request was already approved by <@U0BOB> (bob))")
+	submit(nil, true)
+	e.ephemeral("U0ALICE", "Sent 150 approvals to GitHub in 2 calls")
+
+	bulkCalls := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")
+	if len(bulkCalls) != 3 {
+		t.Errorf("%d bulk calls, want 3", len(bulkCalls))
+	}
+	e.waitFor("every card approved", func() bool {
+		approved := 0
+		for _, m := range e.slack.Messages(channel) {
+			if strings.Contains(m.BlockText(), "*Approved* by <@U0ALICE> (alice)") {
+				approved++
+			}
+		}
+		return approved == n
+	})
+	if left := len(e.gh.Pending(org)); left != 0 {
+		t.Errorf("%d requests still pending in GitHub", left)
+	}
+	decisions := 0
+	for _, ev := range e.audit() {
+		if ev.Kind == "decision" && ev.Actor == "alice" {
+			decisions++
+		}
+	}
+	if decisions != n {
+		t.Errorf("%d decisions credited to alice, want %d", decisions, n)
+	}
+	if r, _ := e.openStore().Request(org, 800_050); r.State != store.StateApproved || r.Unconfirmed {
+		t.Errorf("a request after the bulk approval: %+v", r.State)
+	}
+}
