@@ -298,6 +298,7 @@ type Bot struct {
 	authz         *authorizer
 	teams         *teamCache        // requesters' team memberships, for rules
 	identity      *identity.Service // nil when linking is off
+	homes         *homes            // the Home tabs opened here
 	cardLocks     cardLocks
 	// responseClient posts to Slack response URLs, with a timeout and
 	// without following redirects; responsePrefixes are the URLs allowed.
@@ -390,6 +391,7 @@ func New(d Deps) (*Bot, error) {
 		webURL:        strings.TrimSuffix(d.GitHubWebURL, "/"),
 		authz:         newAuthorizer(d.GitHub, d.Clock.Now),
 		teams:         &teamCache{gh: d.GitHub, now: d.Clock.Now, entries: map[string]teamEntry{}},
+		homes:         newHomes(),
 		responseClient: &http.Client{Timeout: 10 * time.Second, Transport: d.SlackTransport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		responsePrefixes:  d.ResponseURLPrefixes,
@@ -496,6 +498,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	loops.Go(func() { b.timers.Run(ctx) })
 	b.started = b.now()
 	loops.Go(func() { scheduler.Every(ctx, b.clock, b.jobLease/2, b.log, b.adoptOrphans) })
+	loops.Go(func() { scheduler.Every(ctx, b.clock, homeCheckEvery, b.log, b.refreshHomes) })
 	b.scheduleHygiene()
 	b.scheduleDigests()
 	loops.Go(func() { b.checkAppAuth(ctx) })

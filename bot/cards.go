@@ -102,6 +102,7 @@ func (b *Bot) postCardLocked(ctx context.Context, org Org, r store.Request, inte
 	if err != nil {
 		return fmt.Errorf("post card to %s: %w", org.Channel, err)
 	}
+	b.somethingChanged()
 	b.log.Info("card posted", LogOrg, r.Org, LogRequest, r.ID, "channel", channel, "ts", ts)
 	return b.recordCard(ctx, org, id, channel, ts)
 }
@@ -191,6 +192,7 @@ func (b *Bot) refreshCard(ctx context.Context, org string, id int64) error {
 }
 
 func (b *Bot) updateCardLocked(ctx context.Context, r store.Request) error {
+	b.somethingChanged() // Home tabs show requests too
 	if r.Card.TS == "" {
 		return nil
 	}

@@ -32,6 +32,7 @@ var SlackScopes = map[string]string{
 	"conversations.history": "channels:history groups:history",
 	"views.open":            "",
 	"views.update":          "",
+	"views.publish":         "", // the Home tab
 	"auth.test":             "",
 }
 

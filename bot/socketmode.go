@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 )
 
@@ -76,6 +77,15 @@ func (b *Bot) handleSocketEvent(ctx context.Context, client *socketmode.Client, 
 			b.metrics.slackRequests.WithLabelValues("socket:interactive", "ok").Inc()
 		}
 		b.ack(client, evt.Request, ack)
+	case socketmode.EventTypeEventsAPI:
+		ev, ok := evt.Data.(slackevents.EventsAPIEvent)
+		if evt.Request != nil {
+			b.ack(client, evt.Request, nil)
+		}
+		if ok {
+			b.metrics.slackRequests.WithLabelValues("socket:events_api", "ok").Inc()
+			b.handleEvent(ev)
+		}
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if !ok || evt.Request == nil {

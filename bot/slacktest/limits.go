@@ -251,6 +251,10 @@ func checkView(raw json.RawMessage) string {
 		return "invalid_arguments"
 	}
 	c := newChecker()
+	if v.Type == "home" { // a Home tab: no title, 100 blocks
+		c.blocks(v.Blocks, maxModalBlocks)
+		return c.err
+	}
 	if v.Type != "modal" {
 		c.fail("view type %q", v.Type)
 	}

@@ -40,6 +40,7 @@ type Server struct {
 	counts     map[string]int      // messages per channel
 	ephemerals []Ephemeral
 	views      []View
+	homes      map[string][]json.RawMessage // user -> Home tabs published
 	responses  []Response
 	calls      []Call
 	faults     []*Fault
@@ -142,7 +143,7 @@ type Fault struct {
 
 // New starts a fake Slack accepting token.
 func New(token string) *Server {
-	s := &Server{Token: token, nextTS: 1_700_000_000_000100, byTS: map[string]*Message{}, counts: map[string]int{}}
+	s := &Server{Token: token, nextTS: 1_700_000_000_000100, byTS: map[string]*Message{}, counts: map[string]int{}, homes: map[string][]json.RawMessage{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/apps.connections.open", s.openConnection)
 	mux.HandleFunc("GET /socket", s.serveSocket)
@@ -207,6 +208,36 @@ func (s *Server) Messages(channel string) []Message {
 		}
 	}
 	return out
+}
+
+// Homes returns the Home tab views published for user, oldest first.
+func (s *Server) Homes(user string) []json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.homes[user])
+}
+
+// EventRequest builds an Events API request as Slack sends it to a Request
+// URL: the JSON body, signed at ts.
+func EventRequest(secret, target string, ts time.Time, body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set("X-Slack-Signature", Sign(secret, ts, body))
+	req.RequestURI = ""
+	return req
+}
+
+// AppHomeOpened is the event_callback Slack sends when user opens the app's
+// Home tab.
+func AppHomeOpened(user, eventID string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"token": "deprecated-verification-token", "team_id": "T0001", "api_app_id": "A0PATBOT", "type": "event_callback",
+		"event_id": eventID, "event_time": time.Now().Unix(),
+		"event": map[string]any{"type": "app_home_opened", "user": user, "channel": "D" + strings.TrimPrefix(user, "U"), "tab": "home",
+			"event_ts": fmt.Sprintf("%d.000100", time.Now().Unix())},
+	})
+	return b
 }
 
 // Replies returns the thread replies to the message ts in channel.
@@ -457,6 +488,19 @@ func (s *Server) apply(method string, c Call) (map[string]any, string) {
 			return nil, e
 		}
 		return map[string]any{"channel": map[string]any{"id": ch, "name": "pat-requests", "is_member": true}}, ""
+	case "views.publish":
+		var req struct {
+			UserID string          `json:"user_id"`
+			View   json.RawMessage `json:"view"`
+		}
+		if err := json.Unmarshal(c.JSON, &req); err != nil || req.UserID == "" {
+			return nil, "invalid_arguments"
+		}
+		if e := checkView(req.View); e != "" {
+			return nil, e
+		}
+		s.homes[req.UserID] = append(s.homes[req.UserID], req.View)
+		return map[string]any{"view": map[string]any{"id": "VHOME" + req.UserID}}, ""
 	case "views.open", "views.update":
 		var req struct {
 			TriggerID string          `json:"trigger_id"`

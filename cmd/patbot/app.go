@@ -166,6 +166,7 @@ func (a *App) routes(reg *prometheus.Registry, slackHTTP bool) http.Handler {
 	if slackHTTP {
 		mux.Handle("POST /slack/interactions", a.bot.InteractionsHandler())
 		mux.Handle("POST /slack/commands", a.bot.CommandsHandler())
+		mux.Handle("POST /slack/events", a.bot.EventsHandler())
 	}
 	if signIn := a.bot.SignInHandler(); signIn != nil {
 		mux.Handle("GET /"+identity.CallbackPath, signIn)

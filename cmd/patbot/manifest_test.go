@@ -20,6 +20,9 @@ type slackManifest struct {
 		Description string `yaml:"description"`
 	} `yaml:"display_information"`
 	Features struct {
+		AppHome struct {
+			HomeTabEnabled bool `yaml:"home_tab_enabled"`
+		} `yaml:"app_home"`
 		BotUser struct {
 			DisplayName string `yaml:"display_name"`
 		} `yaml:"bot_user"`
@@ -41,6 +44,10 @@ type slackManifest struct {
 			IsEnabled  bool   `yaml:"is_enabled"`
 			RequestURL string `yaml:"request_url"`
 		} `yaml:"interactivity"`
+		EventSubscriptions struct {
+			RequestURL string   `yaml:"request_url"`
+			BotEvents  []string `yaml:"bot_events"`
+		} `yaml:"event_subscriptions"`
 		SocketModeEnabled    bool `yaml:"socket_mode_enabled"`
 		TokenRotationEnabled bool `yaml:"token_rotation_enabled"`
 	} `yaml:"settings"`
@@ -79,6 +86,9 @@ func checkManifestCommon(t *testing.T, m slackManifest) {
 	if !m.Settings.Interactivity.IsEnabled {
 		t.Error("interactivity is off")
 	}
+	if !m.Features.AppHome.HomeTabEnabled || strings.Join(m.Settings.EventSubscriptions.BotEvents, ",") != "app_home_opened" {
+		t.Errorf("the Home tab is not on, or the app does not subscribe to app_home_opened: %+v %+v", m.Features.AppHome, m.Settings.EventSubscriptions)
+	}
 	granted := map[string]bool{}
 	for _, s := range m.OAuthConfig.Scopes.Bot {
 		granted[s] = true
@@ -102,7 +112,7 @@ func TestSocketModeManifest(t *testing.T) {
 	if !m.Settings.SocketModeEnabled {
 		t.Error("socket_mode_enabled is false")
 	}
-	if m.Features.SlashCommands[0].URL != "" || m.Settings.Interactivity.RequestURL != "" {
+	if m.Features.SlashCommands[0].URL != "" || m.Settings.Interactivity.RequestURL != "" || m.Settings.EventSubscriptions.RequestURL != "" {
 		t.Error("a Socket Mode manifest names no URL")
 	}
 	if strings.Join(m.OAuthConfig.Scopes.Bot, " ") != strings.Join(httpMode.OAuthConfig.Scopes.Bot, " ") {
@@ -121,7 +131,7 @@ func TestManifestMatchesPatbot(t *testing.T) {
 	env := testEnv(t, goodPolicy)
 	app, stop := startApp(t, env, io.Discard)
 	defer stop()
-	for _, raw := range []string{cmd.URL, m.Settings.Interactivity.RequestURL} {
+	for _, raw := range []string{cmd.URL, m.Settings.Interactivity.RequestURL, m.Settings.EventSubscriptions.RequestURL} {
 		u, err := url.Parse(raw)
 		if err != nil || u.Scheme != "https" || u.Host != "patbot.example.com" {
 			t.Errorf("URL %q is not https://patbot.example.com/…", raw)
