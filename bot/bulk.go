@@ -295,6 +295,7 @@ func (b *Bot) bulkDecide(ctx context.Context, slackUser string, meta bulkMetadat
 			}
 		}
 	}
+	b.metrics.followUps.WithLabelValues("bulk_review").Inc()
 	log.Info("bulk review sent", "requests", len(claimed), "calls", calls, "decided_elsewhere", len(elsewhere))
 	text := fmt.Sprintf("Sent %d %s to GitHub in %d %s; patbot confirms each from GitHub in a moment, and the cards follow.",
 		len(claimed), view.Plural(len(claimed), view.DecisionNoun(action), view.DecisionNoun(action)+"s"), calls, view.Plural(calls, "call", "calls"))

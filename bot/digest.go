@@ -45,6 +45,7 @@ func (b *Bot) digestTimer(ctx context.Context, t store.Timer) error {
 	if _, _, err := b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
 		return fmt.Errorf("post the digest: %w", err)
 	}
+	b.metrics.followUps.WithLabelValues("digest").Inc()
 	b.log.Info("digest posted", LogOrg, org.Login)
 	_, err = b.store.SetTimer(store.Timer{Kind: timerDigest, Key: t.Key, Due: calendar.NextAt(b.now(), *org.DigestAt, org.location())})
 	return err

@@ -117,6 +117,7 @@ func (b *Bot) hygieneTimer(ctx context.Context, t store.Timer) error {
 	for _, s := range view.HygieneSections {
 		counts = append(counts, s, len(v.Sections[s]))
 	}
+	b.metrics.followUps.WithLabelValues("hygiene_report").Inc()
 	b.log.Info("hygiene report posted", counts...)
 	_, err = b.store.SetTimer(store.Timer{Kind: timerHygiene, Key: t.Key, Due: b.now().Add(org.Hygiene.Every)})
 	return err

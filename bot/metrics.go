@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, b *Bot) (*metrics, error) {
 		}, []string{"kind"}),
 		followUps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patbot_followups_total",
-			Help: "Follow-ups of waiting requests posted, by kind: reminder, escalation.",
+			Help: "Follow-through work done, by kind: reminder, escalation, digest, hygiene_report, bulk_review.",
 		}, []string{"kind"}),
 	}
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -137,7 +137,7 @@ func (m *metrics) initSeries() {
 	for _, kind := range []string{"card_posted", "card_closed", "card_updated", "decision_settled"} {
 		m.reconcileRepairs.WithLabelValues(kind)
 	}
-	for _, kind := range []string{"reminder", "escalation"} {
+	for _, kind := range []string{"reminder", "escalation", "digest", "hygiene_report", "bulk_review"} {
 		m.followUps.WithLabelValues(kind)
 	}
 }

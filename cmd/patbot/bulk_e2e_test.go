@@ -114,3 +114,50 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 		t.Errorf("a request after the bulk approval: %+v", r.State)
 	}
 }
+
+// A bulk review GitHub refuses (422: one of them was decided in GitHub's
+// UI, which patbot had not heard of) falls back to single reviews: the
+// others are approved, the one decided elsewhere is shown so.
+func TestE2EBulkFallsBackToSingleReviews(t *testing.T) {
+	e := newE2E(t)
+	for i := range int64(2) {
+		id := 810_000 + i
+		e.gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, TokenID: 910_000 + i, RepositorySelection: "all"})
+	}
+	e.app.bot.Reconcile(context.Background())
+	e.gh.RemoveRequest(org, 810_001) // decided in GitHub's UI; no webhook yet
+	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
+	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
+	var opened struct {
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	json.Unmarshal(e.slack.Views()[0].View, &opened)
+	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata, bulkState(nil, true, "approve")), time.Now(), testSigning)
+	e.ephemeral("U0ALICE", "Sent 3 approvals to GitHub in 1 call")
+	bulk := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")
+	if len(bulk) != 1 || bulk[0].Status != http.StatusUnprocessableEntity {
+		t.Fatalf("bulk calls = %+v", bulk)
+	}
+	e.waitFor("each settled", func() bool {
+		approved, gone := 0, 0
+		for _, m := range e.slack.Messages(channel) {
+			text := m.BlockText()
+			if strings.Contains(text, "*Approved* by <@U0ALICE>") {
+				approved++
+			}
+			if strings.Contains(text, "No longer pending") {
+				gone++
+			}
+		}
+		return approved == 2 && gone == 1
+	})
+	singles := 0
+	for _, c := range e.gh.Calls() {
+		if c.Method == http.MethodPost && strings.HasPrefix(c.Path, "/orgs/"+org+"/personal-access-token-requests/") {
+			singles++
+		}
+	}
+	if singles != 3 {
+		t.Errorf("%d single reviews, want 3", singles)
+	}
+}

@@ -91,3 +91,15 @@ func TestE2EAppHome(t *testing.T) {
 		t.Errorf("%d reviews", n)
 	}
 }
+
+// The Home tab over Socket Mode: the same event, as an envelope.
+func TestE2ESocketModeAppHome(t *testing.T) {
+	e := newSocketE2E(t)
+	e.waitFor("Socket Mode connection", e.slack.SocketConnected)
+	e.created()
+	if _, err := e.slack.SendEnvelope("events_api", json.RawMessage(slacktest.AppHomeOpened("U0ALICE", "Ev9"))); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("alice's Home", func() bool { return e.homeText("U0ALICE") != "" })
+	mustContain(t, "alice's Home", e.homeText("U0ALICE"), "Requests you may decide in github-ssh-authority* (1)")
+}
