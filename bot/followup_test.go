@@ -39,12 +39,15 @@ func TestReminderWaitsForQuietHours(t *testing.T) {
 		o.Quiet = &calendar.Quiet{From: 20 * 60, To: 8 * 60}
 		// The fixture's request is from 2024: its first reminder is due
 		// at once, and the clock (09:00 UTC, 11:00 in Berlin) is not quiet.
-		o.Remind = &bot.Remind{After: time.Hour, Every: 10 * time.Hour, Times: 2, Mention: []string{"S0APPROVERS", "U0ALICE"}}
+		o.Remind = &bot.Remind{After: time.Hour, Every: 10 * time.Hour, Times: 2, Mention: []string{"S0APPROVERS", "U0ALICE"}, Broadcast: true}
 	})
 	h.eventually("first reminder", func() bool { return len(h.replies(card)) == 1 })
 	first := h.replies(card)[0].Text
 	if !strings.Contains(first, "reminder 1 of 2") || !strings.Contains(first, "<!subteam^S0APPROVERS> <@U0ALICE>") {
 		t.Errorf("reminder = %q", first)
+	}
+	if !h.replies(card)[0].Broadcast || len(h.slack.Messages(cardChannel)) != 2 {
+		t.Error("broadcast: the reply is not shown in the channel too")
 	}
 	// The second is due at 19:00 UTC, 21:00 in Berlin: quiet until 08:00
 	// there, 06:00 UTC the next day.

@@ -206,6 +206,7 @@ func (b *Bot) revoke(ctx context.Context, viewer, responseURL string, rv view.Re
 	b.audit(store.AuditEvent{Kind: "revocation", Org: org.Login, GrantID: grant.ID, Action: "revoke", Actor: me.login, ActorID: me.githubID, As: as,
 		SlackUser: viewer, Source: store.SourceSlack, Detail: fmt.Sprintf("token %q (%d) of %s; authorized as %s", grant.TokenName, grant.TokenID, grant.Owner.Login, v.why)})
 	b.log.Info("grant revoked", LogOrg, org.Login, "grant", grant.ID, "token_id", grant.TokenID, "owner", grant.Owner.Login, LogActor, me.login, "as", as)
+	b.somethingChanged() // Home tabs list tokens
 	notice := fmt.Sprintf(":lock: <@%s> (%s) revoked %s's fine-grained token “%s” (token %d): it no longer has access to *%s*.",
 		viewer, view.Escape(me.login), view.Escape(grant.Owner.Login), view.Escape(view.GrantTokenName(grant)), grant.TokenID, view.Escape(org.Login))
 	_, _, err = b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(notice, false))

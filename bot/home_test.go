@@ -40,11 +40,18 @@ func TestHomeRefreshedWhenItsRequestsChange(t *testing.T) {
 	if strings.Contains(string(h.slack.Homes("U0ALICE")[1]), `"pat_approve"`) {
 		t.Error("the refreshed Home still offers the decided request")
 	}
-	// A day later, a change publishes nothing: the tab is no longer followed.
+	// A day later, alice's tab is no longer followed: the refresh that
+	// republishes a tab opened since (the requester's) leaves hers alone.
 	h.clock.Advance(25 * time.Hour)
-	h.deliver("personal_access_token_request", "created-2", fixture(t, "personal_access_token_request.created.json"))
-	h.eventually("the next check ran", func() bool { h.clock.Advance(time.Minute); return h.clock.Timers() > 0 })
+	rec := httptest.NewRecorder()
+	h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(signingSecret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0HAL", "Ev2")))
+	h.eventually("the requester's tab", func() bool { return len(h.slack.Homes("U0HAL")) == 1 })
+	h.deliver("personal_access_token_request", "created-again", fixture(t, "personal_access_token_request.created.json")) // its card is refreshed
+	h.eventually("the requester's tab refreshed", func() bool {
+		h.clock.Advance(10 * time.Second)
+		return len(h.slack.Homes("U0HAL")) == 2
+	})
 	if n := homes(); n != 2 {
-		t.Errorf("published %d times after the day", n)
+		t.Errorf("alice's tab published %d times a day after she opened it", n)
 	}
 }

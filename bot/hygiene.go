@@ -245,6 +245,7 @@ func (b *Bot) hygieneRevoke(ctx context.Context, viewer, responseURL string, hv 
 		b.audit(store.AuditEvent{Kind: "revocation", Org: org.Login, GrantID: g.ID, Action: "revoke", Actor: me.login, ActorID: me.githubID, As: asWho,
 			SlackUser: viewer, Source: store.SourceSlack, Detail: fmt.Sprintf("hygiene (%s): token %q (%d) of %s; authorized as %s", hv.Section, g.TokenName, g.TokenID, g.Owner.Login, v.why)})
 	}
+	b.somethingChanged()
 	b.log.Info("hygiene revocation", LogOrg, org.Login, "section", hv.Section, "revoked", revoked, "still_listed", len(still), LogActor, me.login)
 	text := fmt.Sprintf(":lock: <@%s> revoked %d %s of %s (%s).", viewer, revoked, view.Plural(revoked, "token", "tokens"), view.Escape(org.Login), hv.Section)
 	if len(still) > 0 {

@@ -172,11 +172,11 @@ func (b *Bot) handleAction(ctx context.Context, ic slack.InteractionCallback, a 
 			return nil
 		}
 		return b.submit(func(ctx context.Context) { b.revoke(ctx, ic.User.ID, ic.ResponseURL, rv) })
-	case a.ActionID == view.ActionHomePage:
+	case strings.HasPrefix(a.ActionID, view.ActionHomePage):
 		return b.homePage(ic, a)
 	case a.ActionID == view.ActionDigestReview:
 		return b.openBulkModal(ctx, ic, a.Value)
-	case a.ActionID == view.ActionBulkPage:
+	case strings.HasPrefix(a.ActionID, view.ActionBulkPage):
 		return b.bulkPage(ctx, ic, a)
 	case strings.HasPrefix(a.ActionID, view.ActionHygieneRevoke):
 		var hv view.HygieneValue

@@ -401,6 +401,7 @@ func (b *Bot) endGrant(ctx context.Context, t store.Timer) error {
 	b.audit(store.AuditEvent{Kind: "revocation", Org: org.Login, RequestID: r.ID, GrantID: grantID, Action: "revoke", Actor: "patbot", As: store.AsApp,
 		Rule: rule, Source: store.SourcePolicy, Detail: fmt.Sprintf("token %q (%d) of %s: %s", r.TokenName, r.TokenID, r.Owner, detail)})
 	log.Info("time-bound grant ended", "found", i >= 0)
+	b.somethingChanged()
 	b.showCard(ctx, log, org.Login, r.ID)
 	if user := b.slackUserOf(r.Owner); user != "" {
 		text := fmt.Sprintf(":lock: The access of your fine-grained token “%s” to *%s* ended: it was approved for %s. Ask again if you still need it.",

@@ -14,7 +14,7 @@ import (
 // blocks.
 const (
 	CallbackBulk       = "pat_bulk"
-	ActionBulkPage     = "pat_bulk_page"
+	ActionBulkPage     = "pat_bulk_page" // + _prev or _next
 	BulkAllBlock       = "bulk_all"
 	BulkAllInput       = "bulk_all_input"
 	BulkPickBlock      = "bulk_pick_" // + group number
@@ -71,10 +71,10 @@ func BulkModal(org string, all []store.Request, page int, picked map[int64]bool,
 	if pages > 1 {
 		var nav []slack.BlockElement
 		if page > 0 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage, strconv.Itoa(page-1), Plain("‹ Previous")))
+			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage+"_prev", strconv.Itoa(page-1), Plain("‹ Previous")))
 		}
 		if page < pages-1 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage, strconv.Itoa(page+1), Plain("Next ›")))
+			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage+"_next", strconv.Itoa(page+1), Plain("Next ›")))
 		}
 		blocks = append(blocks, slack.NewActionBlock("bulk_nav", nav...))
 	}

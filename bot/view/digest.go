@@ -42,6 +42,7 @@ func Digest(v DigestView) ([]slack.Block, string) {
 		return blocks, fmt.Sprintf("No pending token requests in %s", Escape(v.Org))
 	}
 	var lines []string
+	size := 0
 	for _, e := range v.Entries[:min(n, maxDigestShown)] {
 		r := e.Req
 		line := fmt.Sprintf("• `%s` for *%s* · waiting %s · %s", Escape(TokenName(r)), Escape(r.Owner), Waited(v.Now.Sub(r.CreatedAt)), e.Link)
@@ -52,9 +53,12 @@ func Digest(v DigestView) ([]slack.Block, string) {
 			}
 			line += " · :triangular_flag_on_post: " + strings.Join(flags, " ")
 		}
+		if size += len(line) + 1; size > 2800 {
+			break // the section's limit: the rest are counted below
+		}
 		lines = append(lines, line)
 	}
-	if more := n - maxDigestShown; more > 0 {
+	if more := n - len(lines); more > 0 {
 		lines = append(lines, fmt.Sprintf("…and %d more", more))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(Truncate(strings.Join(lines, "\n"), 2900)), nil, nil))

@@ -11,7 +11,7 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
-// ActionHomePage turns the Home tab's page.
+// ActionHomePage turns the Home tab's page (+ _prev or _next).
 const ActionHomePage = "pat_home_page"
 
 // maxHomeBlocks keeps a Home tab page inside Slack's 100 blocks, with room
@@ -78,10 +78,10 @@ func Home(v HomeView) slack.HomeTabViewRequest {
 	if pages > 1 {
 		var nav []slack.BlockElement
 		if page > 0 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage, strconv.Itoa(page-1), Plain("‹ Previous")))
+			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage+"_prev", strconv.Itoa(page-1), Plain("‹ Previous")))
 		}
 		if page < pages-1 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage, strconv.Itoa(page+1), Plain("Next ›")))
+			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage+"_next", strconv.Itoa(page+1), Plain("Next ›")))
 		}
 		shown = append(shown, slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Page %d of %d", page+1, pages))), slack.NewActionBlock("home_nav", nav...))
 	}

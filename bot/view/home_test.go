@@ -21,7 +21,7 @@ func TestHomePaged(t *testing.T) {
 		t.Fatalf("%d blocks on a page", n)
 	}
 	raw, _ := json.Marshal(first)
-	if !strings.Contains(string(raw), `"pat_home_page"`) || !strings.Contains(string(raw), "Page 1 of 2") || !strings.Contains(string(raw), `"type":"home"`) {
+	if !strings.Contains(string(raw), `"pat_home_page_next"`) || !strings.Contains(string(raw), "Page 1 of 2") || !strings.Contains(string(raw), `"type":"home"`) {
 		t.Errorf("first page lacks its paging: %s", raw[:200])
 	}
 	v.Page = 1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -65,12 +66,28 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "pat_digest_review") || !strings.Contains(body, fmt.Sprintf("Pending token requests · %s (152)", org)) {
 		t.Fatalf("digest: %d %s", code, view.Truncate(body, 600))
 	}
+	if !strings.Contains(body, " more") || strings.Count(body, "• `") > 20 {
+		t.Errorf("the digest lists more than 20: %s", view.Truncate(body, 300))
+	}
 	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
 	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
 	var opened struct {
 		PrivateMetadata string `json:"private_metadata"`
 	}
 	json.Unmarshal(e.slack.Views()[0].View, &opened)
+
+	// Turning the page keeps what was ticked.
+	turn, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": "U0ALICE"}, "team": map[string]any{"id": "T0001"}, "trigger_id": "1.2.3",
+		"container": map[string]any{"type": "view", "view_id": "V0001"},
+		"view": map[string]any{"id": "V0001", "hash": "h1", "type": "modal", "callback_id": view.CallbackBulk, "private_metadata": opened.PrivateMetadata,
+			"state": map[string]any{"values": bulkState([]int64{800_001}, false, "")}},
+		"actions": []any{map[string]any{"action_id": view.ActionBulkPage + "_next", "block_id": "bulk_nav", "type": "button", "value": "1"}},
+	})
+	e.slackPost("/slack/interactions", url.Values{"payload": {string(turn)}}, time.Now(), testSigning)
+	e.waitFor("page 2", func() bool { return len(e.slack.Views()) == 2 })
+	page2 := string(e.slack.Views()[1].View)
+	mustContain(t, "page 2", page2, "page 2 of 4", `\"picked\":[800001]`)
 
 	submit := func(ids []int64, all bool) {
 		t.Helper()
