@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/patbot/patbot/bot/identity"
 	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/bot/view"
+	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
 )
@@ -452,5 +456,35 @@ func TestE2EGitHubRefusesTheApproversAccount(t *testing.T) {
 	mustContain(t, "card", e.card().BlockText(), "GitHub refused your account")
 	if _, ok := e.gh.Review(org, requestID); ok {
 		t.Error("GitHub took the review")
+	}
+}
+
+// Decisions made together go to GitHub with the approver's own token where
+// the org decides as the approver.
+func TestE2EBulkAsApprover(t *testing.T) {
+	e := newLinkingE2E(t, "approver", nil)
+	e.link("U0ALICE", "alice")
+	for i := range int64(2) {
+		id := 820_000 + i
+		e.gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, TokenID: 920_000 + i, RepositorySelection: "all"})
+	}
+	e.app.bot.Reconcile(context.Background())
+	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
+	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
+	var opened struct {
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	json.Unmarshal(e.slack.Views()[0].View, &opened)
+	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata,
+		bulkState([]int64{820_000, 820_001}, false, "approve")), time.Now(), testSigning)
+	e.ephemeral("U0ALICE", "Sent 2 approvals to GitHub in 1 call")
+	bulk := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")
+	if len(bulk) != 1 || bulk[0].Auth != "user" || bulk[0].User != "alice" || bulk[0].Status != http.StatusAccepted {
+		t.Fatalf("bulk calls = %+v", bulk)
+	}
+	for _, id := range []int64{820_000, 820_001} {
+		if d, _ := e.gh.Review(org, id); d.By != "alice" {
+			t.Errorf("request %d reviewed by %q", id, d.By)
+		}
 	}
 }
