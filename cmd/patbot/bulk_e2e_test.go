@@ -16,6 +16,20 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
+// openBulkDialog clicks the digest's Review… as user and returns the
+// dialog's private metadata.
+func (e *e2e) openBulkDialog(user string) string {
+	e.t.Helper()
+	before := len(e.slack.Views())
+	e.slackPost("/slack/interactions", slacktest.BlockActionPayload(user, channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
+	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == before+1 })
+	var opened struct {
+		PrivateMetadata string `json:"private_metadata"`
+	}
+	json.Unmarshal(e.slack.Views()[before].View, &opened)
+	return opened.PrivateMetadata
+}
+
 // bulkState is a bulk dialog's state as Slack submits it: these requests
 // ticked (or all), and a decision.
 func bulkState(ids []int64, all bool, decision string) map[string]any {
@@ -48,7 +62,7 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 	e.app.bot.Reconcile(context.Background()) // cards for them all
 	cardOf := func(id int64) slacktest.Message {
 		for _, m := range e.slack.Messages(channel) {
-			if strings.Contains(string(m.Metadata), fmt.Sprintf(`"%s/%d"`, org, id)) {
+			if cardRequest(m) == fmt.Sprintf("%s/%d", org, id) {
 				return m
 			}
 		}
@@ -69,18 +83,13 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 	if !strings.Contains(body, " more") || strings.Count(body, "• `") > 20 {
 		t.Errorf("the digest lists more than 20: %s", view.Truncate(body, 300))
 	}
-	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
-	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
-	var opened struct {
-		PrivateMetadata string `json:"private_metadata"`
-	}
-	json.Unmarshal(e.slack.Views()[0].View, &opened)
+	meta := e.openBulkDialog("U0ALICE")
 
 	// Turning the page keeps what was ticked.
 	turn, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": "U0ALICE"}, "team": map[string]any{"id": "T0001"}, "trigger_id": "1.2.3",
 		"container": map[string]any{"type": "view", "view_id": "V0001"},
-		"view": map[string]any{"id": "V0001", "hash": "h1", "type": "modal", "callback_id": view.CallbackBulk, "private_metadata": opened.PrivateMetadata,
+		"view": map[string]any{"id": "V0001", "hash": "h1", "type": "modal", "callback_id": view.CallbackBulk, "private_metadata": meta,
 			"state": map[string]any{"values": bulkState([]int64{800_001}, false, "")}},
 		"actions": []any{map[string]any{"action_id": view.ActionBulkPage + "_next", "block_id": "bulk_nav", "type": "button", "value": "1"}},
 	})
@@ -91,7 +100,7 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 
 	submit := func(ids []int64, all bool) {
 		t.Helper()
-		payload := slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata, bulkState(ids, all, "approve"))
+		payload := slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, meta, bulkState(ids, all, "approve"))
 		if code, body := e.slackPost("/slack/interactions", payload, time.Now(), testSigning); code != http.StatusOK || body != "" {
 			t.Fatalf("submit: %d %s", code, body)
 		}
@@ -143,13 +152,8 @@ func TestE2EBulkFallsBackToSingleReviews(t *testing.T) {
 	}
 	e.app.bot.Reconcile(context.Background())
 	e.gh.RemoveRequest(org, 810_001) // decided in GitHub's UI; no webhook yet
-	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
-	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
-	var opened struct {
-		PrivateMetadata string `json:"private_metadata"`
-	}
-	json.Unmarshal(e.slack.Views()[0].View, &opened)
-	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata, bulkState(nil, true, "approve")), time.Now(), testSigning)
+	meta := e.openBulkDialog("U0ALICE")
+	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, meta, bulkState(nil, true, "approve")), time.Now(), testSigning)
 	e.ephemeral("U0ALICE", "Sent 3 approvals to GitHub in 1 call")
 	bulk := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")
 	if len(bulk) != 1 || bulk[0].Status != http.StatusUnprocessableEntity {

@@ -14,6 +14,25 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
+// followUpRig is a fake GitHub with one pending request, a fake Slack, and
+// patbot's environment for the binary with policy.
+func followUpRig(t *testing.T, id int64, policy string) (*slacktest.Server, map[string]string) {
+	t.Helper()
+	gh, err := githubtest.New(githubtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gh.Close)
+	gh.AddOrg("acme", 1)
+	gh.AddRequest("acme", github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, RepositorySelection: "all"})
+	sl := slacktest.New(testBotToken)
+	t.Cleanup(sl.Close)
+	env := fakeEnv(t, policy, gh, sl)
+	env["PATBOT_ADDR"] = freeAddr(t)
+	env["PATBOT_RECONCILE_INTERVAL"] = "0"
+	return sl, env
+}
+
 // Reminders through the real binary, a second apart, three in all, with
 // patbot SIGKILLed after the first: each is posted once, in the card's
 // thread, and none after the third.
@@ -22,24 +41,13 @@ func TestE2ERemindersSurviveAKill(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	const org, channel, id = "acme", "C0000000001", int64(7001)
-	gh, err := githubtest.New(githubtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gh.Close)
-	gh.AddOrg(org, 1)
-	gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, RepositorySelection: "all"})
-	sl := slacktest.New(testBotToken)
-	t.Cleanup(sl.Close)
-	env := fakeEnv(t, `
+	sl, env := followUpRig(t, id, `
 orgs:
   acme:
     channel: C0000000001
     remind: {after: 1s, every: 1s, times: 3, mention: [S0APPROVERS]}
 users: {U0ALICE: alice}
-`, gh, sl)
-	env["PATBOT_ADDR"] = freeAddr(t)
-	env["PATBOT_RECONCILE_INTERVAL"] = "0"
+`)
 	p := startProcess(t, env)
 	if code := send(p.base, "d1", webhookPayload(org, id, "created", "")); code != 202 {
 		t.Fatalf("webhook: %d", code)
@@ -83,28 +91,17 @@ func TestE2EQuietHoursAndEscalation(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	const org, channel, escalation, id = "acme", "C0000000001", "C0SECURITY1", int64(7002)
-	gh, err := githubtest.New(githubtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gh.Close)
-	gh.AddOrg(org, 1)
-	gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, RepositorySelection: "all"})
-	sl := slacktest.New(testBotToken)
-	t.Cleanup(sl.Close)
 	// Quiet from a minute ago for three hours, in UTC.
 	now := time.Now().UTC()
 	from, to := now.Add(-time.Minute).Format("15:04"), now.Add(3*time.Hour).Format("15:04")
-	env := fakeEnv(t, fmt.Sprintf(`
+	sl, env := followUpRig(t, id, fmt.Sprintf(`
 orgs:
   acme:
     channel: C0000000001
     quiet_hours: {from: "%s", to: "%s"}
     remind: {after: 1s, times: 1}
     escalate: {after: 1s, channel: C0SECURITY1}
-`, from, to), gh, sl)
-	env["PATBOT_ADDR"] = freeAddr(t)
-	env["PATBOT_RECONCILE_INTERVAL"] = "0"
+`, from, to))
 	p := startProcess(t, env)
 	if code := send(p.base, "d1", webhookPayload(org, id, "created", "")); code != 202 {
 		t.Fatalf("webhook: %d", code)

@@ -469,13 +469,8 @@ func TestE2EBulkAsApprover(t *testing.T) {
 		e.gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, TokenID: 920_000 + i, RepositorySelection: "all"})
 	}
 	e.app.bot.Reconcile(context.Background())
-	e.slackPost("/slack/interactions", slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_digest_review", org), time.Now(), testSigning)
-	e.waitFor("the dialog", func() bool { return len(e.slack.Views()) == 1 })
-	var opened struct {
-		PrivateMetadata string `json:"private_metadata"`
-	}
-	json.Unmarshal(e.slack.Views()[0].View, &opened)
-	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, opened.PrivateMetadata,
+	meta := e.openBulkDialog("U0ALICE")
+	e.slackPost("/slack/interactions", slacktest.ViewSubmissionStatePayload("U0ALICE", view.CallbackBulk, meta,
 		bulkState([]int64{820_000, 820_001}, false, "approve")), time.Now(), testSigning)
 	e.ephemeral("U0ALICE", "Sent 2 approvals to GitHub in 1 call")
 	bulk := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")

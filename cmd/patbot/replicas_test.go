@@ -116,13 +116,7 @@ func TestTwoReplicasOnPostgreSQL(t *testing.T) {
 	cards := func() map[string]int {
 		perRequest := map[string]int{}
 		for _, m := range sl.Messages(channel) {
-			var meta struct {
-				EventPayload struct {
-					Request string `json:"request"`
-				} `json:"event_payload"`
-			}
-			json.Unmarshal(m.Metadata, &meta)
-			perRequest[meta.EventPayload.Request]++
+			perRequest[cardRequest(m)]++
 		}
 		return perRequest
 	}
@@ -146,13 +140,7 @@ func TestTwoReplicasOnPostgreSQL(t *testing.T) {
 	}
 	tsOf := map[string]string{}
 	for _, m := range sl.Messages(channel) {
-		var meta struct {
-			EventPayload struct {
-				Request string `json:"request"`
-			} `json:"event_payload"`
-		}
-		json.Unmarshal(m.Metadata, &meta)
-		tsOf[meta.EventPayload.Request] = m.TS
+		tsOf[cardRequest(m)] = m.TS
 	}
 	const clicked = 40
 	for i := range int64(clicked) {
@@ -196,6 +184,17 @@ func TestTwoReplicasOnPostgreSQL(t *testing.T) {
 	for i, p := range runs {
 		t.Logf("run %d posted %d cards", i, strings.Count(p.logs.String(), `"msg":"card posted"`))
 	}
+}
+
+// cardRequest is the request a card's metadata names ("org/id").
+func cardRequest(m slacktest.Message) string {
+	var meta struct {
+		EventPayload struct {
+			Request string `json:"request"`
+		} `json:"event_payload"`
+	}
+	json.Unmarshal(m.Metadata, &meta)
+	return meta.EventPayload.Request
 }
 
 func tail(s string, n int) string {
