@@ -80,6 +80,9 @@ func (b *Bot) processCreated(ctx context.Context, log *slog.Logger, ev *github.R
 		case pending && r.State == store.StatePending:
 			enrich(r, pr)
 			r.CardIntent = b.now()
+			if org.Policy == nil && r.Policy == nil {
+				r.Policy = flagsOnly(*r)
+			}
 		case pending:
 			enrich(r, pr)
 		case served && r.State == store.StatePending:

@@ -131,6 +131,9 @@ func (b *Bot) adopt(ctx context.Context, org Org, pr github.PendingRequest) erro
 			r.SetState(store.StatePending, b.now(), store.SourceReconcile, pr.Owner.Login, "found pending in GitHub (the webhook was missed)")
 		}
 		enrich(r, pr)
+		if org.Policy == nil && r.Policy == nil {
+			r.Policy = flagsOnly(*r)
+		}
 		return nil
 	})
 	if err != nil {

@@ -52,19 +52,12 @@ func (b *Bot) judge(ctx context.Context, org Org, id int64) error {
 	if err != nil || r.Policy != nil || r.State != store.StatePending {
 		return err
 	}
-	rules, facts := policy.Policy{}, policy.Facts{}
-	if org.Policy != nil {
-		rules, facts = *org.Policy, b.policyFacts(ctx, org, r.Owner)
-	}
-	v := rules.Evaluate(b.policyRequest(ctx, org, r), facts)
-	record := &store.PolicyVerdict{Mode: v.Mode, Rule: v.Rule, Action: v.Action, Reason: v.Reason, Approvals: v.Approvals,
-		GrantFor: v.GrantFor, Unchecked: v.Unchecked}
 	if org.Policy == nil {
-		record = &store.PolicyVerdict{}
+		return nil // its flags were recorded with the request (flagsOnly)
 	}
-	for _, f := range v.Flags {
-		record.Flags = append(record.Flags, store.Flag{Name: f.Name, Reason: f.Reason})
-	}
+	v := org.Policy.Evaluate(b.policyRequest(ctx, org, r), b.policyFacts(ctx, org, r.Owner))
+	record := &store.PolicyVerdict{Mode: v.Mode, Rule: v.Rule, Action: v.Action, Reason: v.Reason, Approvals: v.Approvals,
+		GrantFor: v.GrantFor, Unchecked: v.Unchecked, Flags: storeFlags(v.Flags)}
 	_, err = b.store.UpdateRequest(org.Login, id, func(r *store.Request, _ bool) error {
 		if r.Policy == nil {
 			r.Policy, r.CardOutdated = record, true
@@ -76,6 +69,21 @@ func (b *Bot) judge(ctx context.Context, org Org, id int64) error {
 			"approvals", v.Approvals, "flags", len(v.Flags), "unchecked", len(v.Unchecked))
 	}
 	return err
+}
+
+// flagsOnly is the verdict of an org without rules: the request's flags,
+// which need nothing but the request (Mode ""). It is recorded in the
+// request's own write.
+func flagsOnly(r store.Request) *store.PolicyVerdict {
+	return &store.PolicyVerdict{Flags: storeFlags(policy.Flags(rulesRequest(context.Background(), nil, nil, Org{}, r), 0))}
+}
+
+func storeFlags(flags []policy.Flag) []store.Flag {
+	var out []store.Flag
+	for _, f := range flags {
+		out = append(out, store.Flag{Name: f.Name, Reason: f.Reason})
+	}
+	return out
 }
 
 // policyRequest is what the rules see of a request; a subset request's
