@@ -142,6 +142,12 @@ func (b *Bot) SetConfig(p Config) {
 		}
 	}
 	b.current.Store(lp)
+	if b.running.Load() {
+		// An org given a digest or a hygiene report by a reload gets its
+		// schedule now.
+		b.scheduleHygiene()
+		b.scheduleDigests()
+	}
 }
 
 // config is the configuration in force.

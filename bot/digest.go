@@ -38,15 +38,21 @@ func (b *Bot) digestTimer(ctx context.Context, t store.Timer) error {
 	if !ok || org.DigestAt == nil {
 		return nil
 	}
-	blocks, text, err := b.digest(org, "")
+	reqs, err := b.pendingOldestFirst(org)
 	if err != nil {
 		return err
 	}
-	if _, _, err := b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
-		return fmt.Errorf("post the digest: %w", err)
+	if len(reqs) > 0 { // a quiet day needs no message
+		blocks, text, err := b.digest(org, "")
+		if err != nil {
+			return err
+		}
+		if _, _, err := b.slack.PostMessageContext(ctx, org.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
+			return fmt.Errorf("post the digest: %w", err)
+		}
+		b.metrics.followUps.WithLabelValues("digest").Inc()
 	}
-	b.metrics.followUps.WithLabelValues("digest").Inc()
-	b.log.Info("digest posted", LogOrg, org.Login)
+	b.log.Info("digest done", LogOrg, org.Login, "pending", len(reqs))
 	_, err = b.store.SetTimer(store.Timer{Kind: timerDigest, Key: t.Key, Due: calendar.NextAt(b.now(), *org.DigestAt, org.location())})
 	return err
 }

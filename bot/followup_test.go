@@ -104,3 +104,34 @@ func TestEscalationPostsOnceAndFollowsTheCard(t *testing.T) {
 	}
 	_ = card
 }
+
+// The digest comes daily at the org's local time, when anything waits.
+func TestDigestAtLocalTime(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	at := calendar.TimeOfDay(12 * 60) // 12:00 in Berlin, 10:00 UTC in June
+	h, _ := followUpHarness(t, func(o *bot.Org) { o.Location, o.DigestAt = berlin, &at })
+	digests := func() int {
+		n := 0
+		for _, m := range h.slack.Messages(cardChannel) {
+			if strings.Contains(m.Text, "pending token request") {
+				n++
+			}
+		}
+		return n
+	}
+	timer, err := h.db.Timer("digest", "github-ssh-authority")
+	if err != nil || !timer.Due.Equal(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("digest timer = %+v, %v", timer.Due, err)
+	}
+	if digests() != 0 {
+		t.Fatal("a digest before its time")
+	}
+	h.eventually("the digest at noon", func() bool {
+		h.clock.Advance(5 * time.Minute)
+		return digests() == 1
+	})
+	h.eventually("tomorrow's scheduled", func() bool {
+		timer, err := h.db.Timer("digest", "github-ssh-authority")
+		return err == nil && timer.Due.Equal(time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC))
+	})
+}
