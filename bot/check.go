@@ -100,17 +100,23 @@ func Check(ctx context.Context, gh CheckGitHub, sl CheckSlack, p Config) []Check
 	}
 	add(true, "Slack", "bot token works: @%s in %s", auth.User, auth.Team)
 	for _, o := range orgs {
-		what := "Slack " + o.Channel + " (" + o.Login + ")"
-		ch, err := sl.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: o.Channel})
-		switch {
-		case err != nil:
-			add(false, what, "%s: check the channel ID, and that the bot is invited (/invite @%s)", describeCheckError(err), auth.User)
-		case ch.IsArchived:
-			add(false, what, "the channel is archived")
-		case !ch.IsMember:
-			add(false, what, "the bot is not in #%s: /invite @%s there", ch.Name, auth.User)
-		default:
-			add(true, what, "#%s exists and the bot can post there", ch.Name)
+		channels := []string{o.Channel}
+		if o.Escalate != nil {
+			channels = append(channels, o.Escalate.Channel)
+		}
+		for _, channel := range channels {
+			what := "Slack " + channel + " (" + o.Login + ")"
+			ch, err := sl.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: channel})
+			switch {
+			case err != nil:
+				add(false, what, "%s: check the channel ID, and that the bot is invited (/invite @%s)", describeCheckError(err), auth.User)
+			case ch.IsArchived:
+				add(false, what, "the channel is archived")
+			case !ch.IsMember:
+				add(false, what, "the bot is not in #%s: /invite @%s there", ch.Name, auth.User)
+			default:
+				add(true, what, "#%s exists and the bot can post there", ch.Name)
+			}
 		}
 	}
 	return out

@@ -245,3 +245,15 @@ orgs:
 	mustContain(t, "error", fmt.Sprint(err), `orgs.acme.timezone "Mars/Olympus" is not a time zone`, `orgs.acme.quiet_hours.from: "8pm" is not a time of day`,
 		"orgs.acme.remind.after is required", `orgs.acme.remind.mention: "alice" is not a Slack user`, "orgs.acme.escalate.channel is the org's own channel")
 }
+
+// patbot check looks at the escalation channel too.
+func TestCheckEscalationChannel(t *testing.T) {
+	env, gh, sl := checkEnv(t, "orgs:\n  acme: {channel: C0000000001, escalate: {after: 2d, channel: C0SECURITY1}}\n")
+	gh.AddOrg("acme", 10)
+	sl.SetChannels("C0000000001")
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"check"}, getenv(env), &out, io.Discard); code == 0 {
+		t.Fatalf("check passed without the escalation channel:\n%s", &out)
+	}
+	mustContain(t, "output", out.String(), "✓ Slack C0000000001 (acme)", "✗ Slack C0SECURITY1 (acme)")
+}
