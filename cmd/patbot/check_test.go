@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,31 @@ func TestCheckEscalationChannel(t *testing.T) {
 		t.Fatalf("check passed without the escalation channel:\n%s", &out)
 	}
 	mustContain(t, "output", out.String(), "✓ Slack C0000000001 (acme)", "✗ Slack C0SECURITY1 (acme)")
+}
+
+// The example policy file loads as it is, and with every optional key
+// it shows switched on.
+func TestExamplePolicyFile(t *testing.T) {
+	raw, err := os.ReadFile("../../patbot.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"as-is": string(raw),
+		"all-on": regexp.MustCompile(`(?m)^    # `).ReplaceAllString(
+			regexp.MustCompile(`(?m)^    #   `).ReplaceAllString(string(raw), "      "), "    "),
+	} {
+		path := filepath.Join(dir, name+".yaml")
+		os.WriteFile(path, []byte(text), 0o600)
+		p, problems := loadPolicy(path)
+		// decide_as: approver and identity: linked need linking, which the
+		// environment turns on; the file itself is valid.
+		if len(problems) > 0 {
+			t.Errorf("%s: %v\n%s", name, problems, text)
+		}
+		if acme, ok := p.Org("acme"); !ok || name == "all-on" && (acme.Policy == nil || acme.Remind == nil || acme.DigestAt == nil || acme.Hygiene == nil) {
+			t.Errorf("%s: acme = %+v", name, acme)
+		}
+	}
 }
