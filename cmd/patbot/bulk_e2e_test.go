@@ -172,13 +172,7 @@ func TestE2EBulkFallsBackToSingleReviews(t *testing.T) {
 		}
 		return approved == 2 && gone == 1
 	})
-	singles := 0
-	for _, c := range e.gh.Calls() {
-		if c.Method == http.MethodPost && strings.HasPrefix(c.Path, "/orgs/"+org+"/personal-access-token-requests/") {
-			singles++
-		}
-	}
-	if singles != 3 {
+	if singles := e.callsUnder(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests/"); singles != 3 {
 		t.Errorf("%d single reviews, want 3", singles)
 	}
 }

@@ -219,6 +219,18 @@ func (e *e2e) waitFor(what string, cond func() bool) {
 	waitFor(e.t, what, cond)
 }
 
+// callsUnder counts the calls to GitHub with method whose path starts with
+// prefix.
+func (e *e2e) callsUnder(method, prefix string) int {
+	n := 0
+	for _, c := range e.gh.Calls() {
+		if c.Method == method && strings.HasPrefix(c.Path, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 func (e *e2e) reviews() []githubtest.Call {
 	return e.gh.CallsTo(http.MethodPost, fmt.Sprintf("/orgs/%s/personal-access-token-requests/%d", org, requestID))
 }

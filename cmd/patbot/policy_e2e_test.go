@@ -185,13 +185,7 @@ rules:
 	e.base = "http://" + e.app.Addr()
 	e.waitFor("grant revoked", func() bool { return len(e.gh.Grants(org)) == 0 })
 	e.waitFor("card says access ended", func() bool { return strings.Contains(e.card().BlockText(), "Access ended") })
-	revokes := 0
-	for _, c := range e.gh.Calls() {
-		if c.Method == http.MethodPost && strings.HasPrefix(c.Path, "/orgs/"+org+"/personal-access-tokens/") {
-			revokes++
-		}
-	}
-	if revokes != 1 {
+	if revokes := e.callsUnder(http.MethodPost, "/orgs/"+org+"/personal-access-tokens/"); revokes != 1 {
 		t.Errorf("%d revocations, want 1", revokes)
 	}
 	var revoked *store.AuditEvent
