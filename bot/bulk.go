@@ -1,10 +1,12 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +32,7 @@ var bulkConfirmAfter = []time.Duration{5 * time.Second, 30 * time.Second, 2 * ti
 // bulkMetadata travels with the dialog.
 type bulkMetadata struct {
 	Org     string  `json:"org"`
-	Page    int     `json:"page"`
-	Picked  []int64 `json:"picked,omitempty"` // ticked on other pages
+	Picked  []int64 `json:"picked,omitempty"` // ticked on the pages not shown
 	Channel string  `json:"channel"`
 }
 
@@ -58,7 +59,7 @@ func (b *Bot) bulkCandidates(org Org, login string) ([]store.Request, error) {
 func (b *Bot) openBulkModal(ctx context.Context, ic slack.InteractionCallback, orgName string) error {
 	org, ok := b.config().Org(orgName)
 	me, known := b.whoIs(ic.User.ID)
-	channel := cmpOr(ic.Container.ChannelID, ic.Channel.ID)
+	channel := cmp.Or(ic.Container.ChannelID, ic.Channel.ID)
 	if !ok || !known {
 		return b.submit(func(ctx context.Context) { b.tell(ctx, channel, ic.User.ID, b.notLinked(ic.User.ID)) })
 	}
@@ -75,16 +76,9 @@ func (b *Bot) openBulkModal(ctx context.Context, ic slack.InteractionCallback, o
 	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// bulkState reads the dialog: what is ticked (on this page, and as
-// metadata carries it from the others), select all, the decision and the
-// reason.
+// bulkState reads the dialog: what is ticked (on the page shown, as Slack
+// sends it, and on the others, as metadata carries it), select all, the
+// decision and the reason.
 func bulkState(v slack.View, meta bulkMetadata) (picked map[int64]bool, all bool, decision, reason string) {
 	picked = map[int64]bool{}
 	for _, id := range meta.Picked {
@@ -94,11 +88,10 @@ func bulkState(v slack.View, meta bulkMetadata) (picked map[int64]bool, all bool
 		return picked, false, "", ""
 	}
 	for block, actions := range v.State.Values {
-		a, ok := actions[view.BulkPickInput]
-		if !ok || !strings.HasPrefix(block, view.BulkPickBlock+strconv.Itoa(meta.Page)+"_") {
+		if !strings.HasPrefix(block, view.BulkPickBlock) {
 			continue
 		}
-		for _, o := range a.SelectedOptions {
+		for _, o := range actions[view.BulkPickInput].SelectedOptions {
 			if id, err := strconv.ParseInt(o.Value, 10, 64); err == nil {
 				picked[id] = true
 			}
@@ -110,7 +103,9 @@ func bulkState(v slack.View, meta bulkMetadata) (picked map[int64]bool, all bool
 	return picked, all, decision, reason
 }
 
-// bulkPage turns the dialog's page, keeping what was ticked.
+// bulkPage turns the dialog's page, keeping what was ticked. Metadata
+// carries the ticks of the pages not shown, so that a tick removed on the
+// page shown is removed.
 func (b *Bot) bulkPage(ctx context.Context, ic slack.InteractionCallback, a *slack.BlockAction) error {
 	var meta bulkMetadata
 	if json.Unmarshal([]byte(ic.View.PrivateMetadata), &meta) != nil {
@@ -121,36 +116,20 @@ func (b *Bot) bulkPage(ctx context.Context, ic slack.InteractionCallback, a *sla
 	if !ok || !known {
 		return nil
 	}
-	picked, all, _, _ := bulkState(ic.View, meta)
-	// Ticks on this page are read from the state; the ones it shows but
-	// no longer ticks are dropped.
 	reqs, err := b.bulkCandidates(org, me.login)
 	if err != nil {
 		return err
 	}
-	onPage := reqs[min(meta.Page*view.BulkPerPage, len(reqs)):min((meta.Page+1)*view.BulkPerPage, len(reqs))]
-	ticked := map[int64]bool{}
-	for block, actions := range ic.View.State.Values {
-		if strings.HasPrefix(block, view.BulkPickBlock) {
-			for _, o := range actions[view.BulkPickInput].SelectedOptions {
-				id, _ := strconv.ParseInt(o.Value, 10, 64)
-				ticked[id] = true
-			}
-		}
-	}
+	picked, all, _, _ := bulkState(ic.View, meta)
+	page, _ := strconv.Atoi(a.Value)
+	page, onPage := view.BulkOnPage(reqs, page)
+	notShown := maps.Clone(picked)
 	for _, r := range onPage {
-		if !ticked[r.ID] {
-			delete(picked, r.ID)
-		}
+		delete(notShown, r.ID)
 	}
-	meta.Page, _ = strconv.Atoi(a.Value)
-	meta.Picked = meta.Picked[:0]
-	for id := range picked {
-		meta.Picked = append(meta.Picked, id)
-	}
-	slices.Sort(meta.Picked)
+	meta.Picked = slices.Sorted(maps.Keys(notShown))
 	raw, _ := json.Marshal(meta)
-	modal := view.BulkModal(org.Login, reqs, meta.Page, picked, all, b.now(), string(raw))
+	modal := view.BulkModal(org.Login, reqs, page, picked, all, b.now(), string(raw))
 	return b.submit(func(ctx context.Context) {
 		if _, err := b.slack.UpdateViewContext(ctx, modal, "", ic.View.Hash, ic.View.ID); err != nil {
 			b.log.Info("cannot turn the bulk dialog's page", "err", err)
@@ -176,10 +155,7 @@ func (b *Bot) handleBulkSubmission(ic slack.InteractionCallback) (any, error) {
 	if len(problems) > 0 {
 		return slack.NewErrorsViewSubmissionResponse(problems), nil
 	}
-	var ids []int64
-	for id := range picked {
-		ids = append(ids, id)
-	}
+	ids := slices.Collect(maps.Keys(picked))
 	user := ic.User.ID
 	return nil, b.submit(func(ctx context.Context) { b.bulkDecide(ctx, user, meta, ids, all, decision, reason) })
 }

@@ -53,7 +53,7 @@ func bulkState(ids []int64, all bool, decision string) map[string]any {
 // every card updated and every decision credited to the approver.
 func TestE2EDigestBulkApproval(t *testing.T) {
 	e := newE2E(t)
-	const n = 152 // with the fixture's request, 153 pending; bob decides one, the first bulk two: 150 left
+	const n = 152 // with the fixture's request, 153 pending; bob decides one, the first bulk one: 151 left
 	for i := range int64(n) {
 		id := 800_000 + i
 		e.gh.AddRequest(org, github.PendingRequest{ID: id, Owner: github.User{Login: fmt.Sprint("dev", id), ID: id}, TokenID: 900_000 + i,
@@ -85,18 +85,38 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 	}
 	meta := e.openBulkDialog("U0ALICE")
 
-	// Turning the page keeps what was ticked.
-	turn, _ := json.Marshal(map[string]any{
-		"type": "block_actions", "user": map[string]any{"id": "U0ALICE"}, "team": map[string]any{"id": "T0001"}, "trigger_id": "1.2.3",
-		"container": map[string]any{"type": "view", "view_id": "V0001"},
-		"view": map[string]any{"id": "V0001", "hash": "h1", "type": "modal", "callback_id": view.CallbackBulk, "private_metadata": meta,
-			"state": map[string]any{"values": bulkState([]int64{800_001}, false, "")}},
-		"actions": []any{map[string]any{"action_id": view.ActionBulkPage + "_next", "block_id": "bulk_nav", "type": "button", "value": "1"}},
-	})
-	e.slackPost("/slack/interactions", url.Values{"payload": {string(turn)}}, time.Now(), testSigning)
-	e.waitFor("page 2", func() bool { return len(e.slack.Views()) == 2 })
-	page2 := string(e.slack.Views()[1].View)
-	mustContain(t, "page 2", page2, "page 2 of 4", `\"picked\":[800001]`)
+	// Turning the page keeps what was ticked; a tick removed after turning
+	// back is removed.
+	turn := func(meta string, ticked []int64, to int) string {
+		t.Helper()
+		before := len(e.slack.Views())
+		payload, _ := json.Marshal(map[string]any{
+			"type": "block_actions", "user": map[string]any{"id": "U0ALICE"}, "team": map[string]any{"id": "T0001"}, "trigger_id": "1.2.3",
+			"container": map[string]any{"type": "view", "view_id": "V0001"},
+			"view": map[string]any{"id": "V0001", "hash": "h1", "type": "modal", "callback_id": view.CallbackBulk, "private_metadata": meta,
+				"state": map[string]any{"values": bulkState(ticked, false, "")}},
+			"actions": []any{map[string]any{"action_id": view.ActionBulkPage + "_next", "block_id": "bulk_nav", "type": "button", "value": fmt.Sprint(to)}},
+		})
+		e.slackPost("/slack/interactions", url.Values{"payload": {string(payload)}}, time.Now(), testSigning)
+		e.waitFor(fmt.Sprint("page ", to+1), func() bool { return len(e.slack.Views()) == before+1 })
+		var updated struct {
+			PrivateMetadata string `json:"private_metadata"`
+		}
+		raw := e.slack.Views()[before].View
+		json.Unmarshal(raw, &updated)
+		mustContain(t, fmt.Sprint("page ", to+1), string(raw), fmt.Sprintf("page %d of 4", to+1))
+		return updated.PrivateMetadata
+	}
+	page2 := turn(meta, []int64{800_001}, 1)
+	mustContain(t, "page 2's metadata", page2, `"picked":[800001]`)
+	page1 := turn(page2, nil, 0)
+	if strings.Contains(page1, "picked") {
+		t.Errorf("page 1's ticks travel in its metadata too: %s", page1)
+	}
+	if !strings.Contains(string(e.slack.Views()[2].View), `"initial_options":[{"text":{"type":"plain_text","text":"`) {
+		t.Errorf("page 1 shown again without its tick: %s", view.Truncate(string(e.slack.Views()[2].View), 600))
+	}
+	meta = page1
 
 	submit := func(ids []int64, all bool) {
 		t.Helper()
@@ -105,11 +125,14 @@ func TestE2EDigestBulkApproval(t *testing.T) {
 			t.Fatalf("submit: %d %s", code, body)
 		}
 	}
-	submit([]int64{800_000, 800_001, 800_002}, false)
-	e.ephemeral("U0ALICE", "Sent 2 approvals to GitHub in 1 call")
+	submit([]int64{800_000, 800_002}, false) // 800001 unticked again
+	e.ephemeral("U0ALICE", "Sent 1 approval to GitHub in 1 call")
 	e.ephemeral("U0ALICE", "Decided meanwhile, so left alone: 800000 (This request was already approved by <@U0BOB> (bob))")
+	if calls := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests"); len(calls) != 1 || !strings.Contains(string(calls[0].Body), `"pat_request_ids":[800002]`) {
+		t.Errorf("the first bulk review, 800001 unticked: %+v", calls)
+	}
 	submit(nil, true)
-	e.ephemeral("U0ALICE", "Sent 150 approvals to GitHub in 2 calls")
+	e.ephemeral("U0ALICE", "Sent 151 approvals to GitHub in 2 calls")
 
 	bulkCalls := e.gh.CallsTo(http.MethodPost, "/orgs/"+org+"/personal-access-token-requests")
 	if len(bulkCalls) != 3 {
