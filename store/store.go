@@ -156,6 +156,16 @@ func (t Timer) Valid() error {
 	return nil
 }
 
+// ValidTimers reports the first of timers that cannot be scheduled.
+func ValidTimers(timers []Timer) error {
+	for _, t := range timers {
+		if err := t.Valid(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Requests are patbot's records of PAT requests.
 type Requests interface {
 	// Request returns the record of one request, or ErrNotFound.

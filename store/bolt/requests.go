@@ -44,10 +44,8 @@ func (db *DB) UpdateRequest(org string, id int64, change func(r *store.Request, 
 
 // UpdateRequestWithTimers implements store.Requests.
 func (db *DB) UpdateRequestWithTimers(org string, id int64, timers []store.Timer, change func(r *store.Request, exists bool) error) (store.Request, []uint64, error) {
-	for _, t := range timers {
-		if err := t.Valid(); err != nil {
-			return store.Request{}, nil, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
-		}
+	if err := store.ValidTimers(timers); err != nil {
+		return store.Request{}, nil, fmt.Errorf("store: update request %s/%d: %w", org, id, err)
 	}
 	var ids []uint64
 	r, err := db.updateRequest(org, id, change, func(tx *bbolt.Tx) error {

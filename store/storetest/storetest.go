@@ -399,6 +399,17 @@ func testUpdateRequestWithTimers(t *testing.T, b Backend) {
 	if next, _ := db.NextTimerDue(); !next.IsZero() {
 		t.Fatalf("timer set for an aborted change, due %v", next)
 	}
+	// A timer without a due time is refused, and nothing is written.
+	changed := func(r *store.Request, _ bool) error { r.State = store.StateApproved; return nil }
+	if _, _, err := db.UpdateRequestWithTimers("acme", 1, []store.Timer{{Kind: "settle", Key: "acme/1", Due: at}, {Kind: "grant_end", Key: "acme/1"}}, changed); err == nil {
+		t.Fatal("a timer without a due time was accepted")
+	}
+	if _, err := db.Request("acme", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("request written with a refused timer: %v", err)
+	}
+	if next, _ := db.NextTimerDue(); !next.IsZero() {
+		t.Fatalf("timer set with a refused one, due %v", next)
+	}
 	r, ids, err := db.UpdateRequestWithTimers("acme", 1, []store.Timer{
 		{Kind: "settle", Key: "acme/1", Due: at, Payload: []byte(`{"x":1}`)},
 		{Kind: "grant_end", Key: "acme/1", Due: at.Add(time.Hour)},
