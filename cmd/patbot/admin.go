@@ -166,9 +166,11 @@ func adminHandler(db adminStore, gh bot.GrantQuerier, log *slog.Logger) http.Han
 func askAdmin(ctx context.Context, socket, path string, query url.Values, out io.Writer) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
+			d := net.Dialer{Timeout: 5 * time.Second}
 			return d.DialContext(ctx, "unix", socket)
 		},
+		// The answer may stream for long (an audit export), but starts soon.
+		ResponseHeaderTimeout: time.Minute,
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://patbot"+path+"?"+query.Encode(), nil)
 	if err != nil {
@@ -192,3 +194,13 @@ func askAdmin(ctx context.Context, socket, path string, query url.Values, out io
 }
 
 var errNoAdmin = errors.New("no patbot answers on the admin socket")
+
+// openStoreUnserved opens the store read-only for a command that found no
+// patbot answering on its admin socket.
+func openStoreUnserved(ctx context.Context, dbPath, socket string) (store.Store, error) {
+	db, err := openStore(ctx, dbPath, true)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it", dbPath, socket)
+	}
+	return db, err
+}

@@ -56,11 +56,7 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitFailed
 	}
 	// No patbot is running: read the file.
-	db, err := openStore(ctx, *dbPath, true)
-	if errors.Is(err, store.ErrLocked) {
-		fmt.Fprintf(stderr, "patbot audit: %s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it\n", *dbPath, socket)
-		return exitFailed
-	}
+	db, err := openStoreUnserved(ctx, *dbPath, socket)
 	if err != nil {
 		fmt.Fprintf(stderr, "patbot audit: %v\n", err)
 		return exitFailed

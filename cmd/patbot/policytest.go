@@ -122,10 +122,7 @@ func recordedRequests(ctx context.Context, getenv func(string) string, dbPath st
 	if !errors.Is(err, errNoAdmin) {
 		return nil, "", err
 	}
-	db, err := openStore(ctx, dbPath, true)
-	if errors.Is(err, store.ErrLocked) {
-		return nil, "", fmt.Errorf("%s is in use by a running patbot, which does not answer on its admin socket %s: set PATBOT_ADMIN_SOCKET as patbot has it", dbPath, socket)
-	}
+	db, err := openStoreUnserved(ctx, dbPath, socket)
 	if err != nil {
 		return nil, "", err
 	}
