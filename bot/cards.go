@@ -19,6 +19,14 @@ import (
 // the request, so a card can be found in a channel's history.
 const cardMetadataType = "patbot_pat_request"
 
+// cardMetadata tags a card of r, so that findCard can tell it.
+func cardMetadata(r store.Request) slack.MsgOption {
+	return slack.MsgOptionMetadata(slack.SlackMetadata{
+		EventType:    cardMetadataType,
+		EventPayload: map[string]any{"request": view.RequestKey(r.Org, r.ID)},
+	})
+}
+
 // cardLocks serialise the updates of one request's card: each update renders
 // the record as it is when the lock is held, so the last update shows the
 // latest state whatever order concurrent paths finish in.
@@ -94,10 +102,7 @@ func (b *Bot) postCardLocked(ctx context.Context, org Org, r store.Request, inte
 		}
 	}
 	blocks, text := view.Card(b.cardView(r))
-	opts := append(cardOptions(blocks, text), slack.MsgOptionMetadata(slack.SlackMetadata{
-		EventType:    cardMetadataType,
-		EventPayload: map[string]any{"request": view.RequestKey(r.Org, r.ID)},
-	}))
+	opts := append(cardOptions(blocks, text), cardMetadata(r))
 	channel, ts, err := b.slack.PostMessageContext(ctx, org.Channel, opts...)
 	if err != nil {
 		return fmt.Errorf("post card to %s: %w", org.Channel, err)

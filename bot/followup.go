@@ -152,9 +152,7 @@ func (b *Bot) escalate(ctx context.Context, t store.Timer) error {
 		blocks, text := view.Card(b.cardView(r))
 		blocks = append([]slack.Block{slack.NewSectionBlock(view.Mrkdwn(view.Escalation(b.now().Sub(waitingSince(r)), r.Card)), nil, nil)}, blocks...)
 		text = "Escalated: " + text
-		opts := append(cardOptions(blocks, text), slack.MsgOptionMetadata(slack.SlackMetadata{
-			EventType: cardMetadataType, EventPayload: map[string]any{"request": view.RequestKey(r.Org, r.ID)},
-		}))
+		opts := append(cardOptions(blocks, text), cardMetadata(r))
 		if _, ts, err = b.slack.PostMessageContext(ctx, channel, opts...); err != nil {
 			return fmt.Errorf("post the escalation to %s: %w", channel, err)
 		}
