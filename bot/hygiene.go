@@ -208,16 +208,19 @@ func (b *Bot) hygieneRevoke(ctx context.Context, viewer, responseURL string, hv 
 	for _, g := range targets {
 		ids = append(ids, g.ID)
 	}
+	// A call GitHub answers with an error may still have been carried out
+	// (a timeout, a 5xx): what the list shows afterwards is what is audited.
+	var sendErr error
 	for chunk := range slices.Chunk(ids, 100) {
-		if err := b.gh.RevokeGrants(ctx, org.Login, chunk, as); err != nil {
-			b.log.Warn("bulk revoke failed", LogOrg, org.Login, "grants", len(chunk), "err", err)
-			fail(fmt.Sprintf("GitHub did not take the revocation: %s. Some tokens may have been revoked; run `/pat hygiene` again.", describeGitHubError(err)))
-			return
+		if sendErr = b.gh.RevokeGrants(ctx, org.Login, chunk, as); sendErr != nil {
+			b.log.Warn("bulk revoke failed", LogOrg, org.Login, "grants", len(chunk), "err", sendErr)
+			break
 		}
 	}
 	// GitHub works asynchronously: the grants gone from its list are the
 	// ones revoked.
 	var still []github.Grant
+	listed := false
 	for wait := time.Duration(0); ; wait = max(2*wait, time.Second) {
 		if wait > 0 {
 			select {
@@ -229,12 +232,21 @@ func (b *Bot) hygieneRevoke(ctx context.Context, viewer, responseURL string, hv 
 		if err != nil {
 			break
 		}
+		listed = true
 		still = slices.DeleteFunc(slices.Clone(targets), func(t github.Grant) bool {
 			return !slices.ContainsFunc(grants, func(g github.Grant) bool { return g.ID == t.ID })
 		})
-		if len(still) == 0 || wait >= 8*time.Second || ctx.Err() != nil {
+		if len(still) == 0 || sendErr != nil || wait >= 8*time.Second || ctx.Err() != nil {
 			break
 		}
+	}
+	switch {
+	case sendErr != nil && !listed:
+		fail(fmt.Sprintf("GitHub did not take the revocation: %s. Some tokens may have been revoked; run `/pat hygiene` again.", describeGitHubError(sendErr)))
+		return
+	case sendErr != nil && len(still) == len(targets):
+		fail(fmt.Sprintf("GitHub did not take the revocation: %s. Nothing was revoked.", describeGitHubError(sendErr)))
+		return
 	}
 	revoked := 0
 	for _, g := range targets {
@@ -248,7 +260,10 @@ func (b *Bot) hygieneRevoke(ctx context.Context, viewer, responseURL string, hv 
 	b.somethingChanged()
 	b.log.Info("hygiene revocation", LogOrg, org.Login, "section", hv.Section, "revoked", revoked, "still_listed", len(still), LogActor, me.login)
 	text := fmt.Sprintf(":lock: <@%s> revoked %d %s of %s (%s).", viewer, revoked, view.Plural(revoked, "token", "tokens"), view.Escape(org.Login), hv.Section)
-	if len(still) > 0 {
+	switch {
+	case sendErr != nil:
+		text += fmt.Sprintf(" GitHub did not take the rest (%s): run `/pat hygiene` to see what is left.", describeGitHubError(sendErr))
+	case len(still) > 0:
 		text += fmt.Sprintf(" GitHub still lists %d of them; it may take a moment: run `/pat hygiene` to see.", len(still))
 	}
 	b.respond(ctx, responseURL, ephemeral(text))

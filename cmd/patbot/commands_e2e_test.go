@@ -9,11 +9,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/bot/view"
 	"github.com/patbot/patbot/github"
 	"github.com/patbot/patbot/github/githubtest"
 	"github.com/patbot/patbot/store"
@@ -507,16 +509,34 @@ func TestE2EHygiene(t *testing.T) {
 			t.Error("the unused grant is still there")
 		}
 	}
-	var revocations, refusals int
+
+	// A revocation GitHub carries out but answers with a 502 is reported
+	// and audited; one GitHub refuses revokes nothing, and says so.
+	revokeSection := func(section string, nth int) string {
+		t.Helper()
+		value := fmt.Sprintf(`{"o":%q,"s":%q}`, org, section)
+		click := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_hygiene_revoke_"+section, value), e.slack.ResponseURL("alice"))
+		e.slackPost("/slack/interactions", click, time.Now(), testSigning)
+		return e.response("alice", nth).Text()
+	}
+	e.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: "/orgs/" + org + "/personal-access-tokens", Status: http.StatusBadGateway, Apply: true, Times: 1})
+	mustContain(t, "a revocation answered 502", revokeSection(view.HygieneNotMember, 2), "revoked 1 token of github-ssh-authority (not_member)", "GitHub did not take the rest")
+	e.gh.Fail(githubtest.Fault{Method: http.MethodPost, Path: "/orgs/" + org + "/personal-access-tokens", Status: http.StatusForbidden, Message: "Resource not accessible by integration", Times: 1})
+	mustContain(t, "a refused revocation", revokeSection(view.HygieneExpired, 3), "GitHub did not take the revocation", "Nothing was revoked.")
+	if !slices.ContainsFunc(e.gh.Grants(org), func(g github.Grant) bool { return g.ID == 501 }) {
+		t.Error("the expired grant went although GitHub refused")
+	}
+
+	revocations, refusals := map[int64]int{}, 0
 	for _, ev := range e.audit() {
 		switch {
-		case ev.Kind == "revocation" && ev.GrantID == 701 && ev.Actor == "alice":
-			revocations++
+		case ev.Kind == "revocation" && ev.Actor == "alice":
+			revocations[ev.GrantID]++
 		case ev.Kind == "refused" && ev.Actor == "carol":
 			refusals++
 		}
 	}
-	if revocations != 1 || refusals != 1 {
-		t.Errorf("audit: %d revocations, %d refusals", revocations, refusals)
+	if len(revocations) != 2 || revocations[701] != 1 || revocations[702] != 1 || refusals != 1 {
+		t.Errorf("audit: revocations %v, %d refusals", revocations, refusals)
 	}
 }
