@@ -75,15 +75,8 @@ func BulkModal(org string, all []store.Request, page int, picked map[int64]bool,
 		in.Optional = true
 		blocks = append(blocks, in)
 	}
-	if pages > 1 {
-		var nav []slack.BlockElement
-		if page > 0 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage+"_prev", strconv.Itoa(page-1), Plain("‹ Previous")))
-		}
-		if page < pages-1 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionBulkPage+"_next", strconv.Itoa(page+1), Plain("Next ›")))
-		}
-		blocks = append(blocks, slack.NewActionBlock("bulk_nav", nav...))
+	if nav := pageButtons("bulk_nav", ActionBulkPage, page, pages, strconv.Itoa); nav != nil {
+		blocks = append(blocks, nav)
 	}
 	approve := slack.NewOptionBlockObject("approve", Plain("Approve them"), nil)
 	deny := slack.NewOptionBlockObject("deny", Plain("Deny them"), nil)

@@ -148,7 +148,13 @@ func Grants(v GrantsView) ([]slack.Block, string) {
 		}
 		blocks = append(blocks, slack.NewSectionBlock(Mrkdwn(grantText(e, v.Now, v.Login == "")), nil, accessory))
 	}
-	if nav := pageButtons(v.Query, pages); nav != nil {
+	turnTo := func(p int) string {
+		q := v.Query
+		q.Page = p
+		value, _ := json.Marshal(q)
+		return string(value)
+	}
+	if nav := pageButtons("", ActionGrantsPage, v.Query.Page, pages, turnTo); nav != nil {
 		blocks = append(blocks, nav)
 	}
 	if len(v.Notes) > 0 {
@@ -272,22 +278,19 @@ func revokeButton(v GrantsView, e GrantEntry) *slack.ButtonBlockElement {
 	return btn
 }
 
-func pageButtons(q GrantsQuery, pages int) slack.Block {
+// pageButtons are the Previous and Next buttons of a view shown page by
+// page, nil when there is no other page: action_id action_prev or
+// action_next, carrying value(p) to turn to page p.
+func pageButtons(blockID, action string, page, pages int, value func(p int) string) *slack.ActionBlock {
 	var buttons []slack.BlockElement
-	for _, p := range []struct {
-		page  int
-		label string
-	}{{q.Page - 1, "‹ Previous"}, {q.Page + 1, "Next ›"}} {
-		if p.page < 0 || p.page >= pages {
-			continue
-		}
-		pq := q
-		pq.Page = p.page
-		value, _ := json.Marshal(pq)
-		buttons = append(buttons, slack.NewButtonBlockElement(fmt.Sprintf("%s_%d", ActionGrantsPage, p.page), string(value), Plain(p.label)))
+	if page > 0 {
+		buttons = append(buttons, slack.NewButtonBlockElement(action+"_prev", value(page-1), Plain("‹ Previous")))
+	}
+	if page < pages-1 {
+		buttons = append(buttons, slack.NewButtonBlockElement(action+"_next", value(page+1), Plain("Next ›")))
 	}
 	if len(buttons) == 0 {
 		return nil
 	}
-	return slack.NewActionBlock("", buttons...)
+	return slack.NewActionBlock(blockID, buttons...)
 }

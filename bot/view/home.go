@@ -75,15 +75,8 @@ func Home(v HomeView) slack.HomeTabViewRequest {
 	pages := max((len(blocks)+maxHomeBlocks-1)/maxHomeBlocks, 1)
 	page := min(max(v.Page, 0), pages-1)
 	shown := blocks[page*maxHomeBlocks : min((page+1)*maxHomeBlocks, len(blocks))]
-	if pages > 1 {
-		var nav []slack.BlockElement
-		if page > 0 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage+"_prev", strconv.Itoa(page-1), Plain("‹ Previous")))
-		}
-		if page < pages-1 {
-			nav = append(nav, slack.NewButtonBlockElement(ActionHomePage+"_next", strconv.Itoa(page+1), Plain("Next ›")))
-		}
-		shown = append(shown, slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Page %d of %d", page+1, pages))), slack.NewActionBlock("home_nav", nav...))
+	if nav := pageButtons("home_nav", ActionHomePage, page, pages, strconv.Itoa); nav != nil {
+		shown = append(shown, slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Page %d of %d", page+1, pages))), nav)
 	}
 	return slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: shown}}
 }

@@ -215,7 +215,7 @@ func TestE2EPatGrantsPaginatesOverManyTokens(t *testing.T) {
 	json.Unmarshal(msg.Blocks, &blocks)
 	for _, b := range blocks {
 		for _, el := range b.Elements {
-			if el.ActionID == "pat_grants_page_1" {
+			if el.ActionID == "pat_grants_page_next" {
 				next = el.Value
 			}
 		}
@@ -223,7 +223,7 @@ func TestE2EPatGrantsPaginatesOverManyTokens(t *testing.T) {
 	if next == "" {
 		t.Fatal("no Next button")
 	}
-	form := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_grants_page_1", next), e.slack.ResponseURL("r2"))
+	form := slacktest.WithResponseURL(slacktest.BlockActionPayload("U0ALICE", channel, "1.2", "pat_grants_page_next", next), e.slack.ResponseURL("r2"))
 	if code, _ := e.slackPost("/slack/interactions", form, time.Now(), testSigning); code != http.StatusOK {
 		t.Fatalf("next: %d", code)
 	}
