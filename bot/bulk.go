@@ -122,7 +122,7 @@ func (b *Bot) bulkPage(ctx context.Context, ic slack.InteractionCallback, a *sla
 	}
 	picked, all, _, _ := bulkState(ic.View, meta)
 	page, _ := strconv.Atoi(a.Value)
-	page, onPage := view.BulkOnPage(reqs, page)
+	page, _, onPage := view.Paged(reqs, page, view.BulkPerPage)
 	notShown := maps.Clone(picked)
 	for _, r := range onPage {
 		delete(notShown, r.ID)

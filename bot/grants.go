@@ -94,10 +94,8 @@ func (b *Bot) grantsMessage(ctx context.Context, viewer string, q view.GrantsQue
 			v.ExpireSoon++
 		}
 	}
-	pages := max((len(all)+view.GrantsPerPage-1)/view.GrantsPerPage, 1)
-	q.Page = min(max(q.Page, 0), pages-1)
+	q.Page, _, v.Entries = view.Paged(all, q.Page, view.GrantsPerPage)
 	v.Query = q
-	v.Entries = all[q.Page*view.GrantsPerPage : min((q.Page+1)*view.GrantsPerPage, len(all))]
 	for i, e := range v.Entries {
 		if e.Grant.RepositorySelection != github.SelectionSubset {
 			continue

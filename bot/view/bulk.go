@@ -29,20 +29,11 @@ const (
 	bulkOptionTextSize = 75
 )
 
-// BulkOnPage is the page the dialog shows (page, kept within the pages
-// there are) and the requests on it.
-func BulkOnPage(all []store.Request, page int) (int, []store.Request) {
-	pages := max((len(all)+BulkPerPage-1)/BulkPerPage, 1)
-	page = min(max(page, 0), pages-1)
-	return page, all[page*BulkPerPage : min((page+1)*BulkPerPage, len(all))]
-}
-
 // BulkModal is one page of the dialog that decides several requests of org
 // at once: checkboxes for this page's requests (ticked when in picked),
 // "select all", paging, the decision and one reason. meta travels with it.
 func BulkModal(org string, all []store.Request, page int, picked map[int64]bool, allTicked bool, now time.Time, meta string) slack.ModalViewRequest {
-	pages := max((len(all)+BulkPerPage-1)/BulkPerPage, 1)
-	page, onPage := BulkOnPage(all, page)
+	page, pages, onPage := Paged(all, page, BulkPerPage)
 	allOption := slack.NewOptionBlockObject("all", Plain(fmt.Sprintf("All %d requests listed (every page)", len(all))), nil)
 	allBox := slack.NewCheckboxGroupsBlockElement(BulkAllInput, allOption)
 	if allTicked {

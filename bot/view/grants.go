@@ -277,20 +277,3 @@ func revokeButton(v GrantsView, e GrantEntry) *slack.ButtonBlockElement {
 	btn.Confirm.Style = slack.StyleDanger
 	return btn
 }
-
-// pageButtons are the Previous and Next buttons of a view shown page by
-// page, nil when there is no other page: action_id action_prev or
-// action_next, carrying value(p) to turn to page p.
-func pageButtons(blockID, action string, page, pages int, value func(p int) string) *slack.ActionBlock {
-	var buttons []slack.BlockElement
-	if page > 0 {
-		buttons = append(buttons, slack.NewButtonBlockElement(action+"_prev", value(page-1), Plain("‹ Previous")))
-	}
-	if page < pages-1 {
-		buttons = append(buttons, slack.NewButtonBlockElement(action+"_next", value(page+1), Plain("Next ›")))
-	}
-	if len(buttons) == 0 {
-		return nil
-	}
-	return slack.NewActionBlock(blockID, buttons...)
-}

@@ -72,9 +72,7 @@ func Home(v HomeView) slack.HomeTabViewRequest {
 	if len(v.Notes) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", Mrkdwn(Truncate(strings.Join(v.Notes, "\n"), 2000))))
 	}
-	pages := max((len(blocks)+maxHomeBlocks-1)/maxHomeBlocks, 1)
-	page := min(max(v.Page, 0), pages-1)
-	shown := blocks[page*maxHomeBlocks : min((page+1)*maxHomeBlocks, len(blocks))]
+	page, pages, shown := Paged(blocks, v.Page, maxHomeBlocks)
 	if nav := pageButtons("home_nav", ActionHomePage, page, pages, strconv.Itoa); nav != nil {
 		shown = append(shown, slack.NewContextBlock("", Mrkdwn(fmt.Sprintf("Page %d of %d", page+1, pages))), nav)
 	}
