@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -42,11 +43,12 @@ type homes struct {
 	mu        sync.Mutex
 	opened    map[string]time.Time // Slack user -> when they last opened it
 	published map[string]time.Time // Slack user -> when patbot last published it
+	page      map[string]int       // Slack user -> the page they turned to
 	changed   bool
 }
 
 func newHomes() *homes {
-	return &homes{opened: map[string]time.Time{}, published: map[string]time.Time{}}
+	return &homes{opened: map[string]time.Time{}, published: map[string]time.Time{}, page: map[string]int{}}
 }
 
 // somethingChanged marks every Home tab as possibly out of date.
@@ -106,14 +108,18 @@ func (b *Bot) handleEvent(ev slackevents.EventsAPIEvent) {
 	b.homes.mu.Lock()
 	if len(b.homes.opened) >= maxHomes {
 		clear(b.homes.opened)
+		clear(b.homes.published)
+		clear(b.homes.page)
 	}
 	b.homes.opened[opened.User] = b.now()
+	page := b.homes.page[opened.User]
 	b.homes.mu.Unlock()
-	b.submit(func(ctx context.Context) { b.publishHome(ctx, opened.User, 0) })
+	b.submit(func(ctx context.Context) { b.publishHome(ctx, opened.User, page) })
 }
 
 // refreshHomes publishes again the Home tabs opened in the last day, when
-// something they show may have changed, at most once a minute each.
+// something they show may have changed, at most once a minute each, at
+// the page each user turned to.
 func (b *Bot) refreshHomes(ctx context.Context) {
 	b.homes.mu.Lock()
 	if !b.homes.changed {
@@ -121,24 +127,24 @@ func (b *Bot) refreshHomes(ctx context.Context) {
 		return
 	}
 	now := b.now()
-	var due []string
+	due := map[string]int{} // Slack user -> page
 	pending := false
 	for user, at := range b.homes.opened {
 		switch {
 		case now.Sub(at) > homeActiveFor:
 			delete(b.homes.opened, user)
 			delete(b.homes.published, user)
+			delete(b.homes.page, user)
 		case now.Sub(b.homes.published[user]) >= homeRefreshEvery:
-			due = append(due, user)
+			due[user] = b.homes.page[user]
 		default:
 			pending = true // refreshed once its minute has passed
 		}
 	}
 	b.homes.changed = pending
 	b.homes.mu.Unlock()
-	slices.Sort(due)
-	for _, user := range due {
-		b.publishHome(ctx, user, 0)
+	for _, user := range slices.Sorted(maps.Keys(due)) {
+		b.publishHome(ctx, user, due[user])
 	}
 }
 
@@ -195,6 +201,7 @@ func (b *Bot) publishHome(ctx context.Context, user string, page int) {
 	}
 	b.homes.mu.Lock()
 	b.homes.published[user] = b.now()
+	b.homes.page[user] = page
 	b.homes.mu.Unlock()
 }
 

@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/patbot/patbot/bot"
 	"github.com/patbot/patbot/bot/slacktest"
+	"github.com/patbot/patbot/bot/view"
+	"github.com/patbot/patbot/store"
 )
 
 // A Home tab follows what it shows, at most once a minute, and only for a
@@ -53,5 +56,54 @@ func TestHomeRefreshedWhenItsRequestsChange(t *testing.T) {
 	})
 	if n := homes(); n != 2 {
 		t.Errorf("alice's tab published %d times a day after she opened it", n)
+	}
+}
+
+// A refreshed Home tab stays at the page its user turned to.
+func TestHomeRefreshKeepsThePage(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.start()
+	h.posted()
+	for i := range int64(80) {
+		if _, err := h.db.UpdateRequest("github-ssh-authority", 900+i, func(r *store.Request, _ bool) error {
+			r.State, r.Owner, r.TokenName, r.CreatedAt = store.StatePending, "dev", "t", h.clock.Now()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	homes := func() []json.RawMessage { return h.slack.Homes("U0ALICE") }
+	rec := httptest.NewRecorder()
+	h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(signingSecret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0ALICE", "Ev1")))
+	h.eventually("published", func() bool { return len(homes()) == 1 })
+	pageOf := func(n int) string {
+		t.Helper()
+		for _, p := range []string{"Page 1 of 2", "Page 2 of 2"} {
+			if strings.Contains(string(homes()[n]), p) {
+				return p
+			}
+		}
+		t.Fatalf("Home tab %d without its page: %s", n, homes()[n])
+		return ""
+	}
+	if p := pageOf(0); p != "Page 1 of 2" {
+		t.Errorf("opened at %s", p)
+	}
+
+	rec = httptest.NewRecorder()
+	turn := slacktest.BlockActionPayload("U0ALICE", "", "", view.ActionHomePage+"_next", "1")
+	h.bot.InteractionsHandler().ServeHTTP(rec, slacktest.SignedRequest(signingSecret, "/slack/interactions", h.clock.Now(), turn))
+	h.eventually("page 2", func() bool { return len(homes()) == 2 })
+	if p := pageOf(1); p != "Page 2 of 2" {
+		t.Errorf("turned to %s", p)
+	}
+
+	h.click("U0ALICE", bot.ActionApprove) // something the tab shows changes
+	h.eventually("refreshed", func() bool {
+		h.clock.Advance(10 * time.Second)
+		return len(homes()) == 3
+	})
+	if p := pageOf(2); p != "Page 2 of 2" {
+		t.Errorf("refreshed at %s, not where its user was", p)
 	}
 }
