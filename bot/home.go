@@ -84,26 +84,35 @@ func (b *Bot) EventsHandler() http.Handler {
 			fmt.Fprint(w, ch.Challenge)
 			return
 		}
-		b.handleEvent(ev)
+		if err := b.handleEvent(ev); err != nil {
+			// Slack sends it again.
+			http.Error(w, "cannot record the event", http.StatusInternalServerError)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 	})
 }
 
 // handleEvent acts on one Events API event, once: a redelivery (Slack
-// retries when it is not answered in 3 seconds) changes nothing.
-func (b *Bot) handleEvent(ev slackevents.EventsAPIEvent) {
+// retries when it is not answered in 3 seconds) changes nothing. It fails
+// only when the store cannot record the event.
+func (b *Bot) handleEvent(ev slackevents.EventsAPIEvent) error {
 	cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent)
 	if !ok || ev.Type != slackevents.CallbackEvent {
-		return
+		return nil
 	}
 	opened, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent)
 	if !ok || opened.Tab != "home" || opened.User == "" {
-		return // not an event patbot subscribes to
+		return nil // not an event patbot subscribes to
 	}
 	accepted, _, err := b.store.AcceptDelivery(store.Delivery{ID: "slack-event/" + cb.EventID, Event: "slack_event", Action: "app_home_opened",
 		Outcome: "handled"}, nil)
-	if err != nil || !accepted {
-		return
+	if err != nil {
+		b.log.Error("cannot record a Slack event", "event_id", cb.EventID, "err", err)
+		return err
+	}
+	if !accepted {
+		return nil
 	}
 	b.homes.mu.Lock()
 	if len(b.homes.opened) >= maxHomes {
@@ -115,6 +124,7 @@ func (b *Bot) handleEvent(ev slackevents.EventsAPIEvent) {
 	page := b.homes.page[opened.User]
 	b.homes.mu.Unlock()
 	b.submit(func(ctx context.Context) { b.publishHome(ctx, opened.User, page) })
+	return nil
 }
 
 // refreshHomes publishes again the Home tabs opened in the last day, when

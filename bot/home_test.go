@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -106,4 +107,28 @@ func TestHomeRefreshKeepsThePage(t *testing.T) {
 	if p := pageOf(2); p != "Page 2 of 2" {
 		t.Errorf("refreshed at %s, not where its user was", p)
 	}
+}
+
+// An event the store cannot record is answered 500, so that Slack sends it
+// again; a bad signature is refused before anything is read.
+func TestEventNotRecordedIsAnswered500(t *testing.T) {
+	h := newHarness(t, "", withApprovers)
+	h.start()
+	h.posted()
+	send := func(secret, eventID string) int {
+		rec := httptest.NewRecorder()
+		h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(secret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0ALICE", eventID)))
+		return rec.Code
+	}
+	if code := send("not-the-secret", "Ev1"); code != http.StatusUnauthorized {
+		t.Errorf("badly signed event: %d", code)
+	}
+	h.db.Close() // the store fails from here on
+	if code := send(signingSecret, "Ev2"); code != http.StatusInternalServerError {
+		t.Errorf("event the store could not record: %d, want 500", code)
+	}
+	if n := len(h.slack.Homes("U0ALICE")); n != 0 {
+		t.Errorf("published %d Home tabs", n)
+	}
+	h.db = nil
 }

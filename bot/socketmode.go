@@ -84,7 +84,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, client *socketmode.Client, 
 		}
 		if ok {
 			b.metrics.slackRequests.WithLabelValues("socket:events_api", "ok").Inc()
-			b.handleEvent(ev)
+			b.handleEvent(ev) // acknowledged already; an error is logged, and the next open publishes the tab
 		}
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
