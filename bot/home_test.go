@@ -14,21 +14,24 @@ import (
 	"github.com/patbot/patbot/store"
 )
 
+// openHome sends Slack's app_home_opened for user, signed with secret, and
+// returns patbot's answer.
+func (h *harness) openHome(secret, user, eventID string) int {
+	rec := httptest.NewRecorder()
+	h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(secret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened(user, eventID)))
+	return rec.Code
+}
+
 // A Home tab follows what it shows, at most once a minute, and only for a
 // day after it was opened.
 func TestHomeRefreshedWhenItsRequestsChange(t *testing.T) {
 	h := newHarness(t, "", withApprovers)
 	h.start()
 	h.posted()
-	open := func(eventID string) {
-		rec := httptest.NewRecorder()
-		h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(signingSecret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0ALICE", eventID)))
-		if rec.Code != 200 {
-			t.Fatalf("event: %d", rec.Code)
-		}
-	}
 	homes := func() int { return len(h.slack.Homes("U0ALICE")) }
-	open("Ev1")
+	if code := h.openHome(signingSecret, "U0ALICE", "Ev1"); code != http.StatusOK {
+		t.Fatalf("event: %d", code)
+	}
 	h.eventually("published", func() bool { return homes() == 1 })
 	h.click("U0ALICE", bot.ActionApprove)
 	h.eventually("approved", func() bool { return strings.Contains(h.cardText(), "*Approved*") })
@@ -47,8 +50,7 @@ func TestHomeRefreshedWhenItsRequestsChange(t *testing.T) {
 	// A day later, alice's tab is no longer followed: the refresh that
 	// republishes a tab opened since (the requester's) leaves hers alone.
 	h.clock.Advance(25 * time.Hour)
-	rec := httptest.NewRecorder()
-	h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(signingSecret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0HAL", "Ev2")))
+	h.openHome(signingSecret, "U0HAL", "Ev2")
 	h.eventually("the requester's tab", func() bool { return len(h.slack.Homes("U0HAL")) == 1 })
 	h.deliver("personal_access_token_request", "created-again", fixture(t, "personal_access_token_request.created.json")) // its card is refreshed
 	h.eventually("the requester's tab refreshed", func() bool {
@@ -74,8 +76,7 @@ func TestHomeRefreshKeepsThePage(t *testing.T) {
 		}
 	}
 	homes := func() []json.RawMessage { return h.slack.Homes("U0ALICE") }
-	rec := httptest.NewRecorder()
-	h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(signingSecret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0ALICE", "Ev1")))
+	h.openHome(signingSecret, "U0ALICE", "Ev1")
 	h.eventually("published", func() bool { return len(homes()) == 1 })
 	pageOf := func(n int) string {
 		t.Helper()
@@ -91,7 +92,7 @@ func TestHomeRefreshKeepsThePage(t *testing.T) {
 		t.Errorf("opened at %s", p)
 	}
 
-	rec = httptest.NewRecorder()
+	rec := httptest.NewRecorder()
 	turn := slacktest.BlockActionPayload("U0ALICE", "", "", view.ActionHomePage+"_next", "1")
 	h.bot.InteractionsHandler().ServeHTTP(rec, slacktest.SignedRequest(signingSecret, "/slack/interactions", h.clock.Now(), turn))
 	h.eventually("page 2", func() bool { return len(homes()) == 2 })
@@ -115,16 +116,11 @@ func TestEventNotRecordedIsAnswered500(t *testing.T) {
 	h := newHarness(t, "", withApprovers)
 	h.start()
 	h.posted()
-	send := func(secret, eventID string) int {
-		rec := httptest.NewRecorder()
-		h.bot.EventsHandler().ServeHTTP(rec, slacktest.EventRequest(secret, "/slack/events", h.clock.Now(), slacktest.AppHomeOpened("U0ALICE", eventID)))
-		return rec.Code
-	}
-	if code := send("not-the-secret", "Ev1"); code != http.StatusUnauthorized {
+	if code := h.openHome("not-the-secret", "U0ALICE", "Ev1"); code != http.StatusUnauthorized {
 		t.Errorf("badly signed event: %d", code)
 	}
 	h.db.Close() // the store fails from here on
-	if code := send(signingSecret, "Ev2"); code != http.StatusInternalServerError {
+	if code := h.openHome(signingSecret, "U0ALICE", "Ev2"); code != http.StatusInternalServerError {
 		t.Errorf("event the store could not record: %d, want 500", code)
 	}
 	if n := len(h.slack.Homes("U0ALICE")); n != 0 {
